@@ -1,4 +1,5 @@
-"""gunicorn settings, read from the environment. Sync WSGI workers unless SERVER_INTERFACE=asgi.
+"""gunicorn settings, read from the environment: sync WSGI workers, or UvicornWorker (ASGI)
+when SERVER_INTERFACE=asgi.
 
 https://docs.gunicorn.org/en/stable/settings.html
 """
@@ -10,15 +11,16 @@ import struct
 from pathlib import Path
 
 from environs import Env
+from marshmallow.validate import OneOf
 
 env = Env(expand_vars=False)
 
 
-def available_cpus() -> int:
+def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     """The CPUs this container may use: its CPU set, capped by a cgroup CPU quota if one is set."""
     cpus = os.process_cpu_count() or 1
     try:  # cgroup v2: "max 100000" or "<quota> <period>"
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        quota, period = cpu_max.read_text().split()
         if quota != "max":
             cpus = min(cpus, math.ceil(int(quota) / int(period)))
     except (OSError, ValueError):
@@ -26,13 +28,13 @@ def available_cpus() -> int:
     return max(cpus, 1)
 
 
-def attached_networks() -> str:
+def attached_networks(route_table: Path = Path("/proc/net/route")) -> str:
     """The networks this container is attached to, as CIDRs, read from its routing table.
 
     nginx reaches us on one of them, so these are the peers whose X-Forwarded-* headers we trust.
     """
     networks = []
-    for line in Path("/proc/net/route").read_text().splitlines()[1:]:
+    for line in route_table.read_text().splitlines()[1:]:
         interface, destination, gateway, _, _, _, _, mask, *_ = line.split()
         if interface == "lo" or gateway != "00000000" or destination == "00000000":
             continue
@@ -42,24 +44,27 @@ def attached_networks() -> str:
     return ",".join(networks) or "127.0.0.1"
 
 
-interface = env.str("SERVER_INTERFACE", "wsgi", validate=lambda value: value in {"wsgi", "asgi"})
+interface = env.str("SERVER_INTERFACE", "wsgi", validate=OneOf(["wsgi", "asgi"]))
 if interface == "asgi":
     wsgi_app = "config.asgi:application"
     worker_class = "uvicorn_worker.UvicornWorker"
+    # One event loop per CPU serves many requests at once.
+    default_workers = available_cpus()
 else:
     wsgi_app = "config.wsgi:application"
     worker_class = "sync"
+    # gunicorn's rule of thumb for sync workers: (2 x CPUs) + 1.
+    default_workers = 2 * available_cpus() + 1
 
 bind = f"0.0.0.0:{env.int('PORT', 8000)}"
-# gunicorn's rule of thumb: (2 x CPUs) + 1, from the CPUs this container may use.
-workers = env.int("WEB_CONCURRENCY", 2 * available_cpus() + 1)
+workers = env.int("WEB_CONCURRENCY", default_workers)
 timeout = env.int("GUNICORN_TIMEOUT", 30)
 # Shorter than compose's stop_grace_period, so in-flight requests finish before a SIGKILL.
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", 20)
 keepalive = env.int("GUNICORN_KEEPALIVE", 5)
 forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", "") or attached_networks()
 # Workers' heartbeat files in memory, not on a disk that may stall them.
-worker_tmp_dir = "/dev/shm"
+worker_tmp_dir = "/dev/shm"  # noqa: S108 - a per-container tmpfs, not a shared /tmp
 # nginx logs every request; gunicorn logs errors only.
 accesslog = None
 errorlog = "-"

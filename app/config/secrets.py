@@ -26,7 +26,9 @@ def check_secret(name: str, value: str) -> str:
     """Return value, or stop with a message naming the variable if it is weak or a placeholder."""
     lowered = value.lower()
     if any(word in lowered for word in PLACEHOLDER_WORDS):
-        raise ImproperlyConfigured(f"{name} looks like a placeholder; set a real value or unset it.")
+        raise ImproperlyConfigured(
+            f"{name} looks like a placeholder; set a real value or unset it."
+        )
     if len(value) < MIN_LENGTHS[name] or len(set(value)) < 5:
         raise ImproperlyConfigured(
             f"{name} is too weak: use at least {MIN_LENGTHS[name]} random characters."

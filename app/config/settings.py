@@ -8,7 +8,9 @@ https://docs.djangoproject.com/en/6.1/ref/settings/
 from pathlib import Path
 from urllib.parse import quote
 
+from django.core.exceptions import ImproperlyConfigured
 from environs import Env
+from marshmallow.validate import OneOf
 
 from config.secrets import read_secret
 
@@ -23,8 +25,6 @@ DEBUG = env.bool("DJANGO_DEBUG", False)
 SECRET_KEY = read_secret("DJANGO_SECRET_KEY")
 if SECRET_KEY is None:
     if not DEBUG:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured("Set DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_FILE.")
     SECRET_KEY = "django-insecure-only-for-local-debugging"  # noqa: S105
 
@@ -127,7 +127,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
-    "beat-tick": {"task": "demo.tasks.beat_tick", "schedule": env.float("BEAT_TICK_SECONDS", 30)},
+    "beat-tick": {"task": "demo.tasks.beat_tick", "schedule": 30.0},
 }
 
 
@@ -142,7 +142,11 @@ HTTPS = env.bool("DJANGO_HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
-SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", 3600 if HTTPS else 0)
+# An hour to start with; raise it (and add subdomains/preload) once HTTPS is there to stay.
+SECURE_HSTS_SECONDS = 3600 if HTTPS else 0
+# includeSubDomains and preload bind every subdomain to HTTPS for months: that is the domain
+# owner's call, not a template's, so their deploy-check warnings are silenced here on purpose.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -160,7 +164,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # Internationalization
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("DJANGO_TIME_ZONE", "UTC")
+TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
@@ -169,9 +173,10 @@ USE_TZ = True
 # names so they can be cached for ever. Media (uploads) live on a volume nginx serves read-only.
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", "/srv/static")
+# Both paths are baked into the images (app/Dockerfile, nginx/templates/).
+STATIC_ROOT = "/srv/static"
 MEDIA_URL = "media/"
-MEDIA_ROOT = env.str("DJANGO_MEDIA_ROOT", "/srv/media")
+MEDIA_ROOT = "/srv/media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
@@ -180,8 +185,10 @@ STORAGES = {
 
 # Logging: one JSON object per line on stderr (or plain text for reading by eye).
 
-LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", "INFO").upper()
-LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", "json", validate=lambda value: value in {"json", "text"})
+LOG_LEVEL = env.str(
+    "DJANGO_LOG_LEVEL", "INFO", validate=OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+)
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", "json", validate=OneOf(["json", "text"]))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -36,4 +36,3 @@ def beat_tick() -> int:
     deleted, _ = TaskRun.objects.filter(created_at__lt=timezone.now() - TASK_RUN_RETENTION).delete()
     cache.set(BEAT_TICK_CACHE_KEY, timezone.now().isoformat(), timeout=None)
     return deleted
-

@@ -1,0 +1,49 @@
+import pytest
+from django.test import override_settings
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_answers_whatever_the_host(client):
+    response = client.get("/healthz", HTTP_HOST="not-an-allowed-host.example")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_each_dependency(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "redis": "ok", "migrations": "ok"}
+
+
+def test_readyz_is_503_naming_redis_when_redis_is_unreachable(client):
+    unreachable = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/1",
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["redis"].startswith("error")
+    assert body["checks"]["database"] == "ok"
+
+
+def test_unknown_host_gets_400(client):
+    assert client.get("/", HTTP_HOST="evil.example").status_code == 400
+
+
+def test_info_describes_the_interface(client):
+    info = client.get("/api/info/").json()
+    assert info["interface"] == "wsgi"
+    assert set(info) >= {"interface", "server", "worker_class", "python", "django"}
+
+
+def test_status_page_links_hashed_static_files(client):
+    page = client.get("/").content.decode()
+    assert "Django stack" in page
+    assert "/static/demo/status." in page
+    assert "/static/demo/status.css" not in page  # the hashed name, not the original
