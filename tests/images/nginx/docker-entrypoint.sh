@@ -7,7 +7,7 @@ if [ "${1:-}" = nginx ]; then
   output_dir=${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}
   suffix=${NGINX_ENVSUBST_TEMPLATE_SUFFIX:-.template}
   # Only variables that are defined are substituted, so nginx's own $variables survive.
-  defined=$(printf '${%s} ' $(env | cut -d= -f1))
+  defined=$(env | awk -F= '{ printf "${%s} ", $1 }')
   for template in "$template_dir"/*"$suffix"; do
     [ -f "$template" ] || continue
     name=$(basename "$template" "$suffix")

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Usage: scripts/test.sh [--quick]
+# The project's test command. In order, stopping at the first failure:
+#   1. lint: ruff (check + format), shellcheck
+#   2. compose: `docker compose config` of each variant
+#   3. unit: the Django test suite in the app image, against real Postgres and Redis
+#   4. stack: for WSGI, then ASGI: scripts/smoke.sh --keep, then the pytest stack tests through
+#      nginx, then the stack is removed with its volumes
+# --quick: the WSGI stack only.
+# Needs docker (with compose), curl, python3, uv, ruff and shellcheck. Runs under its own compose
+# project (COMPOSE_PROJECT_NAME, default django-stack-test) on HTTP_PORT (default 18000).
+# BUILD_CA_BUNDLE: a CA file for image builds behind a TLS-intercepting proxy.
+set -Eeuo pipefail
+
+usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+
+variants=(wsgi asgi)
+case ${1:-} in
+  "") ;;
+  --quick) variants=(wsgi) ;;
+  -h | --help) usage ;;
+  *) usage 2 ;;
+esac
+
+cd "$(dirname "$0")/.."
+export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-django-stack-test}
+export HTTP_PORT=${HTTP_PORT:-18000}
+export STACK_URL="http://127.0.0.1:$HTTP_PORT"
+if [ -n "${BUILD_CA_BUNDLE:-}" ]; then
+  export COMPOSE_OVERLAY=tests/compose.build-ca.yaml
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+missing=()
+for tool in docker curl python3 uv ruff shellcheck; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing tools: ${missing[*]} (.ci/run shows how to install them)" >&2
+  exit 2
+fi
+
+cleanup() { COMPOSE_FILE=compose.yaml docker compose down --volumes --remove-orphans >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+step "lint"
+ruff check .
+ruff format --check .
+git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck
+echo "ok    ruff, shellcheck"
+
+step "compose config"
+for file in compose.yaml compose.asgi.yaml; do
+  docker compose -f "$file" config --quiet
+  echo "ok    $file"
+done
+
+step "unit tests (app image, real Postgres and Redis)"
+export COMPOSE_FILE="compose.yaml${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
+docker compose --profile test build --quiet
+docker compose --profile test run --rm test
+docker compose --profile test down --volumes --remove-orphans >/dev/null 2>&1
+
+for variant in "${variants[@]}"; do
+  step "stack: $variant"
+  smoke_options=(--keep --no-build)
+  [ "$variant" = asgi ] && smoke_options+=(--asgi)
+  scripts/smoke.sh "${smoke_options[@]}"
+  base=compose.yaml
+  [ "$variant" = asgi ] && base=compose.asgi.yaml
+  COMPOSE_FILE="$base${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}" STACK_VARIANT=$variant \
+    uv run --quiet --no-project --with-requirements tests/requirements.txt \
+    pytest tests/stack -p no:cacheprovider -q
+  docker compose down --volumes --remove-orphans >/dev/null 2>&1
+done
+
+step "all tests passed"

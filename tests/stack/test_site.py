@@ -1,0 +1,111 @@
+"""What a visitor sees through nginx."""
+
+import re
+import time
+import uuid
+
+import httpx
+
+from helpers import VARIANT
+
+
+def hashed_asset(page: str, pattern: str) -> str:
+    match = re.search(pattern, page)
+    assert match, f"no {pattern} in the page"
+    return match.group(0)
+
+
+def test_status_page_shows_the_stack_and_its_checks(http):
+    page = http.get("/").text
+    assert "Django stack" in page
+    assert f">{VARIANT}<" in page
+    for check in ("database", "redis", "migrations"):
+        assert re.search(rf'class="ok" data-check="{check}"', page), check
+
+
+def test_hashed_static_files_are_cached_for_ever_and_compressed(http):
+    css = hashed_asset(http.get("/").text, r"/static/demo/status\.[0-9a-f]{12}\.css")
+    response = http.get(css, headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["content-encoding"] == "gzip"
+    assert "--ok" in response.text  # decompressed: really our stylesheet
+
+
+def test_unhashed_static_names_are_not_cached_for_ever(http):
+    response = http.get("/static/demo/status.css")
+    assert response.status_code == 200
+    assert "immutable" not in response.headers.get("cache-control", "")
+
+
+def test_admin_styles_are_served_by_nginx(http):
+    css = hashed_asset(http.get("/admin/login/").text, r"/static/admin/css/base\.[0-9a-f]{12}\.css")
+    response = http.get(css)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    # Django would add its security headers; nginx serving the file directly does not.
+    assert "x-frame-options" not in response.headers
+
+
+def test_probes(http):
+    assert http.get("/healthz").json() == {"status": "ok"}
+    ready = http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "migrations": "ok"}
+
+
+def test_info_reports_the_running_server(http):
+    info = http.get("/api/info/").json()
+    assert info["interface"] == VARIANT
+    assert info["server"].startswith("gunicorn ")
+    expected_worker = "SyncWorker" if VARIANT == "wsgi" else "UvicornWorker"
+    assert info["worker_class"].endswith(expected_worker)
+    assert info["python"].startswith("3.13.")
+
+
+def wait_for_task(http: httpx.Client, task_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = http.get(f"/api/tasks/{task_id}/").json()
+        if body["status"] == "succeeded":
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} did not finish in {timeout} s: {body}")
+
+
+def test_tasks_run_on_the_workers_and_are_recorded(http):
+    created = [http.post("/api/tasks/", json={"seconds": 1}) for _ in range(4)]
+    assert all(response.status_code == 202 for response in created)
+    ids = [response.json()["id"] for response in created]
+    results = [wait_for_task(http, task_id)["result"] for task_id in ids]
+    assert all(result["worker"].startswith("celery@") for result in results)
+    assert all(result["seconds"] == 1 for result in results)
+
+
+def test_bad_task_requests_get_clear_4xx(http):
+    bad = http.post("/api/tasks/", json={"seconds": "soon"})
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "seconds"
+    assert http.post("/api/tasks/", content=b"{not json").status_code == 400
+    assert http.get(f"/api/tasks/{uuid.uuid4()}/").status_code == 404
+    assert http.delete("/api/tasks/").status_code == 405
+
+
+def test_unknown_host_gets_400_not_500(http):
+    response = http.get("/", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
+
+
+def test_oversized_body_is_refused_by_nginx(http):
+    response = http.post("/api/tasks/", content=b"x" * (11 * 1024 * 1024))
+    assert response.status_code == 413
+
+
+def test_beat_runs_its_periodic_task(http):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if 'data-check="beat"' in (page := http.get("/").text) and "last tick" in page:
+            return
+        time.sleep(2)
+    raise AssertionError("beat's periodic task never ran")
