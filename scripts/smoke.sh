@@ -109,6 +109,23 @@ done
 check "celery round trip: task ran on ${worker:-no worker}" "task '$task_id' is '$status' after 20 s" \
   test -n "$worker"
 
+# Async views: the event loop in use, a wait, and a task's events streamed through nginx.
+event_loop=$(curl -fsS "$url/api/info/" | json event_loop)
+expected_loop=None
+[ "$variant" = asgi ] && expected_loop=uvloop
+check "/api/info/ event loop: $expected_loop" "event loop is '$event_loop'" \
+  test "$event_loop" = "$expected_loop"
+check "/api/wait/?ms=100" "no answer" test "$(curl -fsS "$url/api/wait/?ms=100" | json waited_ms)" = 100
+task_id=$(curl -fsS -X POST -H 'Content-Type: application/json' -d '{"seconds": 3}' \
+  "$url/api/tasks/" | json id)
+# grep stops at the first event; curl then ends on its next write, hence the 2>/dev/null.
+first_event=$(curl -fsSN --max-time 20 "$url/api/tasks/$task_id/events/" 2>/dev/null \
+  | grep -m1 '^event: ' || true)
+status_then=$(curl -fsS "$url/api/tasks/$task_id/" | json status)
+check "task events: '$first_event' streamed before the task ended" \
+  "first event '$first_event', task already '$status_then'" \
+  test -n "$first_event" -a "$status_then" != succeeded
+
 if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed"
   exit 1

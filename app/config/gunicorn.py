@@ -65,6 +65,8 @@ keepalive = env.int("GUNICORN_KEEPALIVE", 5)
 forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", "") or attached_networks()
 # Workers' heartbeat files in memory, not on a disk that may stall them.
 worker_tmp_dir = "/dev/shm"  # noqa: S108 - a per-container tmpfs, not a shared /tmp
+# For `gunicornc` (worker status, graceful reload) inside the container; the code dir is read-only.
+control_socket = "/tmp/gunicorn.ctl"  # noqa: S108 - the container's own /tmp
 # nginx logs every request; gunicorn logs errors only.
 accesslog = None
 errorlog = "-"

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env
-from marshmallow.validate import OneOf
+from marshmallow.validate import OneOf, Range
 
 from config.secrets import read_secret
 
@@ -87,12 +87,27 @@ DATABASES = {
         "NAME": env.str("POSTGRES_DB", "app"),
         "USER": env.str("POSTGRES_USER", "app"),
         "PASSWORD": read_secret("POSTGRES_PASSWORD") or "",
-        # Sync workers keep one connection each across requests, checked before reuse.
-        "CONN_MAX_AGE": env.int("DJANGO_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {"connect_timeout": 5},
     }
 }
+# WSGI: each sync worker keeps its one connection across requests (checked before reuse).
+# ASGI: sync code runs in many threads, and per-thread connections would pile up; a pool of
+# DJANGO_DB_POOL_SIZE connections per worker process serves them all instead. Keep
+# web workers x pool size + Celery concurrency + a few below Postgres' max_connections (100).
+SERVER_INTERFACE = env.str("SERVER_INTERFACE", "wsgi", validate=OneOf(["wsgi", "asgi"]))
+DB_POOL_SIZE = env.int(
+    "DJANGO_DB_POOL_SIZE", 8 if SERVER_INTERFACE == "asgi" else 0, validate=Range(min=0, max=50)
+)
+if DB_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_SIZE,
+        "timeout": 10,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = 60
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

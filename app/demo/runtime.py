@@ -1,5 +1,6 @@
 """What is serving this request: read from the running process, not from configuration."""
 
+import asyncio
 import os
 import platform
 import sys
@@ -9,18 +10,35 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
 
 
+def interface(request: HttpRequest) -> str:
+    return "asgi" if isinstance(request, ASGIRequest) else "wsgi"
+
+
 def server_software() -> str:
     if "gunicorn" in sys.modules:
         return f"gunicorn {sys.modules['gunicorn'].__version__}"
     return "unknown"
 
 
-def describe(request: HttpRequest) -> dict[str, str]:
+def running_event_loop() -> str | None:
+    """The module of the event loop running this code ("uvloop", "asyncio"), if any."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return type(loop).__module__.split(".")[0]
+
+
+def describe(request: HttpRequest) -> dict[str, str | None]:
+    """Call from an async view, so that under ASGI the server's own event loop is running."""
+    current_interface = interface(request)
     return {
-        "interface": "asgi" if isinstance(request, ASGIRequest) else "wsgi",
+        "interface": current_interface,
         "server": server_software(),
         # Set by the post_worker_init hook in config/gunicorn.py, in the worker process itself.
         "worker_class": os.environ.get("GUNICORN_WORKER_CLASS", "unknown"),
         "python": platform.python_version(),
         "django": django.get_version(),
+        # Under WSGI an async view gets a throwaway loop per request: no loop serves the site.
+        "event_loop": running_event_loop() if current_interface == "asgi" else None,
     }

@@ -5,6 +5,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
+from demo import events
 from demo.models import TaskRun
 
 BEAT_TICK_CACHE_KEY = "demo:beat:last-tick"
@@ -21,13 +22,25 @@ def sleep_task(self, run_id: str) -> None:
     run = TaskRun.objects.filter(pk=run_id).first()
     if run is None or run.status == TaskRun.Status.SUCCEEDED:
         return
-    TaskRun.objects.filter(pk=run_id).update(
-        status=TaskRun.Status.RUNNING, worker=self.request.hostname, started_at=timezone.now()
+    run.status, run.worker, run.started_at = (
+        TaskRun.Status.RUNNING,
+        self.request.hostname,
+        timezone.now(),
     )
-    time.sleep(run.seconds)
-    TaskRun.objects.filter(pk=run_id).update(
-        status=TaskRun.Status.SUCCEEDED, finished_at=timezone.now()
-    )
+    run.save(update_fields=["status", "worker", "started_at"])
+    events.publish(run_id, run.as_json() | {"progress": 0.0})
+
+    # Sleep in steps of at most a second, telling listeners how far along it is.
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < run.seconds:
+        time.sleep(min(1.0, run.seconds - elapsed))
+        progress = min(1.0, (time.monotonic() - started) / run.seconds)
+        if progress < 1.0:
+            events.publish(run_id, run.as_json() | {"progress": round(progress, 2)})
+
+    run.status, run.finished_at = TaskRun.Status.SUCCEEDED, timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    events.publish(run_id, run.as_json() | {"progress": 1.0})
 
 
 @shared_task

@@ -1,45 +1,27 @@
+import asyncio
 import json
 import math
 import uuid
 
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.db import transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from demo import runtime
+from demo import events, runtime
 from demo.health import readiness
 from demo.models import TaskRun
 from demo.tasks import BEAT_TICK_CACHE_KEY, sleep_task
 
 MAX_TASK_SECONDS = 60
-
-
-@require_GET
-def status_page(request: HttpRequest):
-    ready, checks = readiness()
-    context = {
-        "info": runtime.describe(request),
-        "checks": checks,
-        "ready": ready,
-        "beat_last_tick": _beat_last_tick(),
-        "max_task_seconds": MAX_TASK_SECONDS,
-    }
-    return render(request, "demo/status.html", context)
-
-
-def _beat_last_tick() -> str | None:
-    try:
-        return cache.get(BEAT_TICK_CACHE_KEY)
-    except Exception:  # noqa: BLE001 - the page shows Redis' state separately
-        return None
-
-
-@require_GET
-def info(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(runtime.describe(request))
+MAX_WAIT_MS = 10_000
+# A sync worker is killed after gunicorn's timeout (30 s): end the stream before that and let
+# the browser reconnect. Under ASGI a stream can last as long as the longest task.
+WSGI_STREAM_SECONDS = 20
+ASGI_STREAM_SECONDS = MAX_TASK_SECONDS + 30
 
 
 def _bad_request(message: str, field: str | None = None) -> JsonResponse:
@@ -47,6 +29,44 @@ def _bad_request(message: str, field: str | None = None) -> JsonResponse:
     if field:
         body["field"] = field
     return JsonResponse(body, status=400)
+
+
+def _not_found() -> JsonResponse:
+    return JsonResponse({"error": "No task with this id."}, status=404)
+
+
+@require_GET
+async def status_page(request: HttpRequest) -> HttpResponse:
+    ready, checks = await sync_to_async(readiness)()
+    try:
+        beat_last_tick = await cache.aget(BEAT_TICK_CACHE_KEY)
+    except Exception:  # noqa: BLE001 - the page shows Redis' state separately
+        beat_last_tick = None
+    context = {
+        "info": runtime.describe(request),
+        "checks": checks,
+        "ready": ready,
+        "beat_last_tick": beat_last_tick,
+        "max_task_seconds": MAX_TASK_SECONDS,
+    }
+    return render(request, "demo/status.html", context)
+
+
+@require_GET
+async def info(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(runtime.describe(request))
+
+
+@require_GET
+async def wait(request: HttpRequest) -> JsonResponse:
+    """Wait `ms` milliseconds of pure I/O. Under ASGI no thread is held while waiting; under
+    WSGI the whole worker is, which is what the benchmark shows."""
+    raw = request.GET.get("ms", "")
+    if not raw.isdecimal() or not 0 <= int(raw) <= MAX_WAIT_MS:
+        return _bad_request(f"ms must be a whole number from 0 to {MAX_WAIT_MS}.", "ms")
+    milliseconds = int(raw)
+    await asyncio.sleep(milliseconds / 1000)
+    return JsonResponse({"interface": runtime.interface(request), "waited_ms": milliseconds})
 
 
 # No session or cookie authorises this endpoint, so there is nothing for CSRF to protect and
@@ -76,10 +96,31 @@ def create_task(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"id": str(run.id), "status": run.status}, status=202)
 
 
+def _get_run(task_id: str) -> TaskRun | None:
+    try:
+        return TaskRun.objects.get(pk=uuid.UUID(task_id))
+    except (ValueError, TaskRun.DoesNotExist):
+        return None
+
+
 @require_GET
 def task_detail(request: HttpRequest, task_id: str) -> JsonResponse:
-    try:
-        run = TaskRun.objects.get(pk=uuid.UUID(task_id))
-    except (ValueError, TaskRun.DoesNotExist):
-        return JsonResponse({"error": "No task with this id."}, status=404)
-    return JsonResponse(run.as_json())
+    run = _get_run(task_id)
+    return JsonResponse(run.as_json()) if run else _not_found()
+
+
+@require_GET
+def task_events(request: HttpRequest, task_id: str) -> HttpResponse:
+    """Server-Sent Events: the task's state now, then each change until it finishes."""
+    run = _get_run(task_id)
+    if run is None:
+        return _not_found()
+    if runtime.interface(request) == "asgi":
+        body = events.stream(str(run.id), run.as_json(), ASGI_STREAM_SECONDS)
+    else:
+        body = events.stream_sync(str(run.id), run.as_json(), WSGI_STREAM_SECONDS)
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    # nginx passes each event on as it comes instead of buffering the response.
+    response["X-Accel-Buffering"] = "no"
+    return response

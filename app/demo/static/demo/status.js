@@ -40,16 +40,41 @@ async function celeryRoundTrip() {
   }
 }
 
+// Follows a task through its event stream until it succeeds.
+function followTask(id, onState) {
+  return new Promise((resolve, reject) => {
+    const source = new EventSource(`/api/tasks/${id}/events/`);
+    const handle = (event) => {
+      const state = JSON.parse(event.data);
+      onState(state);
+      if (state.status === "succeeded") {
+        source.close();
+        resolve(state);
+      }
+    };
+    for (const status of ["queued", "running", "succeeded"]) source.addEventListener(status, handle);
+    // EventSource reconnects by itself when a stream ends early; give up only if it cannot.
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) reject(new Error("event stream closed"));
+    };
+  });
+}
+
 function taskForm() {
   const form = document.getElementById("task-form");
   const output = document.getElementById("task-output");
+  const bar = document.getElementById("task-progress");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const seconds = Number(form.elements.seconds.value);
     try {
       const id = await enqueue(seconds);
-      output.textContent = `queued ${id}, waiting...`;
-      const task = await waitForTask(id, (seconds + 30) * 1000);
+      bar.hidden = false;
+      bar.value = 0;
+      const task = await followTask(id, (state) => {
+        bar.value = state.progress ?? 0;
+        output.textContent = `${state.status} ${id}`;
+      });
       output.textContent = JSON.stringify(task, null, 2);
     } catch (error) {
       output.textContent = `error: ${error.message}`;

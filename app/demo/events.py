@@ -1,0 +1,103 @@
+"""A task's progress, published by the worker and streamed to browsers as Server-Sent Events.
+
+The worker publishes each state on a Redis channel and also keeps the latest one in a key, so a
+stream that starts late still begins with the current state. Streams read Redis only: under
+ASGI they await it on the event loop and hold no thread while waiting.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import redis
+import redis.asyncio
+from django.conf import settings
+
+KEEPALIVE_SECONDS = 5
+STATE_TTL_SECONDS = 3600
+FINAL_STATUSES = {"succeeded"}
+
+_client: redis.Redis | None = None
+
+
+def _channel(run_id: str) -> str:
+    return f"demo:task-events:{run_id}"
+
+
+def _state_key(run_id: str) -> str:
+    return f"demo:task-state:{run_id}"
+
+
+def publish(run_id: str, state: dict) -> None:
+    """Record and announce a task's new state (called by the worker)."""
+    global _client
+    if _client is None:  # created lazily, in each worker process after the fork
+        _client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
+    message = json.dumps(state)
+    _client.set(_state_key(run_id), message, ex=STATE_TTL_SECONDS)
+    _client.publish(_channel(run_id), message)
+
+
+def subscribers(run_id: str) -> int:
+    """How many streams are listening to a task right now."""
+    client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
+    with client:
+        return dict(client.pubsub_numsub(_channel(run_id)))[_channel(run_id).encode()]
+
+
+def _sse(state: dict) -> str:
+    return f"event: {state['status']}\ndata: {json.dumps(state)}\n\n"
+
+
+async def stream(run_id: str, first_state: dict, max_seconds: float) -> AsyncIterator[str]:
+    """SSE text for a task, from first_state until it finishes or max_seconds pass.
+
+    When the stream ends early, the browser's EventSource reconnects after `retry` ms.
+    """
+    yield f"retry: 1000\n{_sse(first_state)}"
+    if first_state["status"] in FINAL_STATUSES:
+        return
+    client = redis.asyncio.Redis.from_url(f"{settings.REDIS_URL}/0")
+    pubsub = client.pubsub()
+    try:
+        # Subscribe first, then read the latest state: no update can fall between the two.
+        await pubsub.subscribe(_channel(run_id))
+        if (latest := await client.get(_state_key(run_id))) is not None:
+            state = json.loads(latest)
+            if state != first_state:
+                yield _sse(state)
+            if state["status"] in FINAL_STATUSES:
+                return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
+        while loop.time() < deadline:
+            message = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=KEEPALIVE_SECONDS
+            )
+            if message is None:
+                # A comment line: keeps proxies from timing out, and finds departed clients.
+                yield ": keep-alive\n\n"
+                continue
+            state = json.loads(message["data"])
+            yield _sse(state)
+            if state["status"] in FINAL_STATUSES:
+                return
+    finally:
+        # Runs when the task ends, and when the client goes away (the stream is cancelled).
+        await pubsub.aclose()
+        await client.aclose()
+
+
+def stream_sync(run_id: str, first_state: dict, max_seconds: float) -> Iterator[str]:
+    """The same stream for a WSGI worker: it holds the worker's thread for as long as it runs."""
+    loop = asyncio.new_event_loop()
+    events = stream(run_id, first_state, max_seconds)
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(events))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(events.aclose())
+        loop.close()

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from django.conf import settings
+
+from demo.models import TaskRun
+from demo.tasks import sleep_task
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("ms", ["", "abc", "-1", "10001", "1.5", "99999999999999999999"])
+def test_wait_validates_ms(client, ms):
+    response = client.get("/api/wait/", {"ms": ms})
+    assert response.status_code == 400
+    assert response.json()["field"] == "ms"
+
+
+def test_wait_waits_and_names_the_interface(client):
+    assert client.get("/api/wait/?ms=5").json() == {"interface": "wsgi", "waited_ms": 5}
+
+
+def test_info_under_asgi_reads_the_running_event_loop(async_client):
+    info = async_to_sync(async_client.get)("/api/info/").json()
+    assert info["interface"] == "asgi"
+    assert info["event_loop"] == "asyncio"  # the test's loop; uvloop under gunicorn (stack tests)
+
+
+def test_info_under_wsgi_has_no_event_loop(client):
+    assert client.get("/api/info/").json()["event_loop"] is None
+
+
+def test_events_of_a_finished_task_are_one_event_then_the_end(client):
+    run = TaskRun.objects.create(seconds=0)
+    sleep_task.apply(args=(str(run.id),))
+
+    response = client.get(f"/api/tasks/{run.id}/events/")
+    assert response["Content-Type"] == "text/event-stream"
+    assert response["X-Accel-Buffering"] == "no"
+    body = b"".join(response.streaming_content).decode()
+    assert body.count("event: ") == 1
+    assert "event: succeeded" in body
+
+
+def test_events_of_an_unknown_task_get_404(client):
+    assert client.get("/api/tasks/00000000-0000-0000-0000-000000000000/events/").status_code == 404
+
+
+def test_the_task_leaves_its_final_state_for_late_listeners():
+    run = TaskRun.objects.create(seconds=0.1)
+    sleep_task.apply(args=(str(run.id),))
+    client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
+    with client:
+        state = json.loads(client.get(f"demo:task-state:{run.id}"))
+    assert state["status"] == "succeeded"
+    assert state["progress"] == 1.0
