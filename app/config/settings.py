@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from environs import Env
 from marshmallow.validate import OneOf, Range
 
@@ -54,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -134,6 +136,18 @@ CACHES = {
 
 CELERY_BROKER_URL = f"{REDIS_URL}/0"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task taken by a worker that then dies (SIGKILL, OOM) goes back to the queue after this many
+# seconds. Keep it longer than your longest task, or long tasks run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300, validate=Range(min=1))
+}
+# While Redis restarts, enqueueing waits for it (up to about 15 s) instead of failing.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 30,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
 # Outcomes are recorded in Postgres by the tasks themselves (demo.models.TaskRun).
 CELERY_TASK_IGNORE_RESULT = True
 # A task is acknowledged after it ran, so a worker that dies mid-task leaves it to be redelivered.
@@ -164,6 +178,15 @@ SECURE_HSTS_SECONDS = 3600 if HTTPS else 0
 SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Pages load scripts, styles and images from this site only; nothing may frame them.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True

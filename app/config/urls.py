@@ -1,7 +1,12 @@
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("demo.urls")),
 ]
+
+# Only with DJANGO_DEBUG=true (otherwise empty): Django serves static files itself, as when
+# developing without nginx. scripts/bench.sh uses it to compare with nginx.
+urlpatterns += staticfiles_urlpatterns()

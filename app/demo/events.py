@@ -7,11 +7,14 @@ ASGI they await it on the event loop and hold no thread while waiting.
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import redis
 import redis.asyncio
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 5
 STATE_TTL_SECONDS = 3600
@@ -29,13 +32,19 @@ def _state_key(run_id: str) -> str:
 
 
 def publish(run_id: str, state: dict) -> None:
-    """Record and announce a task's new state (called by the worker)."""
+    """Record and announce a task's new state (called by the worker).
+
+    Best effort: progress is a courtesy to listeners, so a Redis hiccup must not fail the task.
+    """
     global _client
     if _client is None:  # created lazily, in each worker process after the fork
         _client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
     message = json.dumps(state)
-    _client.set(_state_key(run_id), message, ex=STATE_TTL_SECONDS)
-    _client.publish(_channel(run_id), message)
+    try:
+        _client.set(_state_key(run_id), message, ex=STATE_TTL_SECONDS)
+        _client.publish(_channel(run_id), message)
+    except redis.RedisError as error:
+        logger.warning("task %s: progress not published: %s", run_id, error)
 
 
 def subscribers(run_id: str) -> int:

@@ -76,7 +76,8 @@ async def wait(request: HttpRequest) -> JsonResponse:
 def create_task(request: HttpRequest) -> JsonResponse:
     try:
         payload = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    # RecursionError: a hostile body nested thousands of levels deep.
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return _bad_request("The body must be a JSON object.")
     if not isinstance(payload, dict):
         return _bad_request("The body must be a JSON object.")

@@ -27,16 +27,16 @@ fi
 build() {
   local name=$1 tag=$2
   log "build $prefix/$name:$tag"
-  docker build --quiet --build-arg "BASE=$base" --tag "$prefix/$name:$tag" "$here/$name" >/dev/null
+  docker build --quiet --build-arg "BASE=$base" --build-arg "MIRROR=$mirror" --tag "$prefix/$name:$tag" "$here/$name" >/dev/null
 }
 build python 3.13
 build postgres 17
 build redis 8
-build nginx 1.28
+build nginx 1.30
 
 cat <<ENV
 PYTHON_IMAGE=$prefix/python:3.13
 POSTGRES_IMAGE=$prefix/postgres:17
 REDIS_IMAGE=$prefix/redis:8
-NGINX_IMAGE=$prefix/nginx:1.28
+NGINX_IMAGE=$prefix/nginx:1.30
 ENV

@@ -1,0 +1,455 @@
+"""Results of scripts/bench.sh: wrk output parsing, result records, and the report.
+
+    report.py wrk FILE KEY=VALUE...     one JSON line from wrk --latency output, plus the pairs
+    report.py record KEY=VALUE... [-]   one JSON line from the pairs (and a JSON object on stdin)
+    report.py render RESULTS --markdown FILE [--chart FILE] [--json FILE]
+                                        the markdown report (also printed) and a PNG chart
+
+RESULTS holds one JSON object a line, as the first two commands print them. A VALUE is read as
+JSON when it parses (numbers, true), as a string otherwise. `wrk` and `record` use the standard
+library only; `render` needs matplotlib for the chart (scripts/bench.sh runs it through uv).
+"""
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+BASELINE_JSON = "wsgi-nginx"
+METRICS = ("rps", "p50_ms", "p99_ms", "requests", "non2xx", "socket_errors", "timeouts")
+
+
+# --- wrk output --------------------------------------------------------------------------------
+
+
+def _duration_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if not match:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * UNITS_MS[match[2]]
+
+
+def parse_wrk(text: str) -> dict:
+    """Requests/s, p50/p99 latency, non-2xx/3xx answers and socket errors from `wrk --latency`.
+
+    wrk leaves requests slower than its --timeout out of the latency figures and counts them as
+    timeout socket errors; the two lines on errors are printed only when there were some.
+    """
+    result: dict = {"non2xx": 0, "connect": 0, "read": 0, "write": 0, "timeouts": 0}
+    if match := re.search(r"^Requests/sec:\s+([\d.]+)", text, re.MULTILINE):
+        result["rps"] = float(match[1])
+    else:
+        raise ValueError("no Requests/sec line: did wrk run?")
+    for pct in (50, 99):
+        match = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.MULTILINE)
+        result[f"p{pct}_ms"] = _duration_ms(match[1]) if match else None
+    if match := re.search(r"^\s+(\d+) requests in ([\d.]+\w+), ", text, re.MULTILINE):
+        result["requests"] = int(match[1])
+        result["duration_s"] = round(_duration_ms(match[2]) / 1000, 2)
+    if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text):
+        result["non2xx"] = int(match[1])
+    pattern = r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
+    if match := re.search(pattern, text):
+        for key, value in zip(
+            ("connect", "read", "write", "timeouts"), match.groups(), strict=True
+        ):
+            result[key] = int(value)
+    result["socket_errors"] = sum(result[k] for k in ("connect", "read", "write", "timeouts"))
+    result["errors"] = result["non2xx"] + result["socket_errors"]
+    return result
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def pairs(items: list[str]) -> dict:
+    record = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
+        record[key] = _value(value)
+    return record
+
+
+def load(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --- aggregation -------------------------------------------------------------------------------
+
+
+def aggregate(records: list[dict]) -> dict:
+    """Median of each wrk metric over the rounds of one (group, config, connections)."""
+    runs = defaultdict(list)
+    for record in records:
+        if record.get("kind") == "wrk":
+            runs[(record["group"], record["config"], record["connections"])].append(record)
+    table = defaultdict(list)
+    for (group, _, _), rounds in runs.items():
+        row = {k: rounds[0][k] for k in ("config", "label", "connections", "path")}
+        row["rounds"] = len(rounds)
+        for metric in METRICS:
+            values = [r[metric] for r in rounds if r.get(metric) is not None]
+            row[metric] = statistics.median(values) if values else None
+        row["errors"] = (row["non2xx"] or 0) + (row["socket_errors"] or 0)
+        row["extra"] = {k: v for k, v in rounds[0].items() if k.startswith("x_")}
+        table[group].append(row)
+    return table
+
+
+def _by_kind(records: list[dict], kind: str) -> list[dict]:
+    return [r for r in records if r.get("kind") == kind]
+
+
+def _meta(records: list[dict]) -> dict:
+    meta: dict = {}
+    for record in _by_kind(records, "meta"):
+        meta |= {k: v for k, v in record.items() if k != "kind"}
+    return meta
+
+
+# --- markdown ----------------------------------------------------------------------------------
+
+
+def _num(value, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _errors(row: dict) -> str:
+    if not row["errors"]:
+        return "0"
+    parts = []
+    if row["non2xx"]:
+        parts.append(f"{_num(row['non2xx'])} non-2xx")
+    if row["timeouts"]:
+        parts.append(f"{_num(row['timeouts'])} timeouts")
+    other = (row["socket_errors"] or 0) - (row["timeouts"] or 0)
+    if other:
+        parts.append(f"{_num(other)} socket")
+    return f"{_num(row['errors'])} ({', '.join(parts)})"
+
+
+def _header(meta: dict) -> list[str]:
+    lines = ["# Benchmark: Django stack on one machine", ""]
+    lines.append(
+        f"Run {meta.get('date', '?')} on {meta.get('cores', '?')} cores "
+        f"({meta.get('cpu', '?')}), {meta.get('memory', '?')} RAM, {meta.get('kernel', '?')}; "
+        f"the whole bench took {meta.get('total_seconds', '?')} s."
+    )
+    lines.append("")
+    lines.append("| component | version |")
+    lines.append("|-----------|---------|")
+    for key in (
+        "docker",
+        "compose",
+        "wrk",
+        "python",
+        "django",
+        "gunicorn",
+        "uvicorn",
+        "celery",
+        "psycopg",
+        "nginx",
+        "postgres",
+        "redis",
+        "base_images",
+        "workers",
+        "commit",
+    ):
+        if key in meta:
+            lines.append(f"| {key.replace('_', ' ')} | {meta[key]} |")
+    lines.append("")
+    lines.append(
+        f"Load: wrk with {meta.get('wrk_threads', '?')} threads, {meta.get('duration', '?')} s a "
+        f"run after a {meta.get('warmup', '?')} s warm-up, {meta.get('timeout', '?')} s timeout; "
+        f"median of {meta.get('rounds', '?')} round(s) where stated. The load generator shares "
+        "the cores with the stack, and the compared configurations ran interleaved in this one "
+        "invocation, each with the other bench stacks paused: compare ratios, not absolute "
+        "numbers, across machines."
+    )
+    lines.append("")
+    return lines
+
+
+def _json_section(rows: list[dict]) -> list[str]:
+    base = next((r["rps"] for r in rows if r["config"] == BASELINE_JSON), None)
+    first = rows[0]
+    lines = [
+        f"## 1. JSON view reading Postgres: `GET {first['path']}`",
+        "",
+        f"{first['connections']} connections; median of {first['rounds']} round(s).",
+        "",
+        "| configuration | req/s | vs tuned WSGI via nginx | p50 ms | p99 ms | errors |",
+        "|---------------|------:|------------------------:|-------:|-------:|-------:|",
+    ]
+    for row in rows:
+        ratio = f"{row['rps'] / base:.2f}x" if base else "n/a"
+        lines.append(
+            f"| {row['label']} | {_num(row['rps'])} | {ratio} | {_ms(row['p50_ms'])} "
+            f"| {_ms(row['p99_ms'])} | {_errors(row)} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _wait_section(rows: list[dict]) -> list[str]:
+    ms = rows[0]["extra"].get("x_wait_ms", 100)
+    lines = [
+        f"## 2. Wait-bound view: `GET {rows[0]['path']}`",
+        "",
+        f"Each request waits {ms} ms, so N connections allow at most N / {ms / 1000:g} s "
+        "requests a second (the wait-bound limit). p50/p99 cover answered requests only: wrk "
+        "counts those slower than its timeout as timeouts instead.",
+        "",
+        "| interface | connections | req/s | share of wait-bound limit | p50 ms | p99 ms "
+        "| errors |",
+        "|-----------|------------:|------:|--------------------------:|-------:|-------:"
+        "|-------:|",
+    ]
+    for row in sorted(rows, key=lambda r: (r["connections"], r["config"])):
+        limit = row["connections"] / (ms / 1000)
+        lines.append(
+            f"| {row['label']} | {row['connections']} | {_num(row['rps'])} "
+            f"| {row['rps'] / limit:.1%} of {_num(limit)} | {_ms(row['p50_ms'])} "
+            f"| {_ms(row['p99_ms'])} | {_errors(row)} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _static_section(rows: list[dict], notes: list[str]) -> list[str]:
+    lines = ["## 3. Static file: nginx vs Django", ""]
+    if rows:
+        base = next((r["rps"] for r in rows if r["config"] == "nginx"), None)
+        lines += [
+            f"{rows[0]['connections']} connections; median of {rows[0]['rounds']} round(s).",
+            "",
+            "| served by | path | bytes | req/s | vs nginx | p50 ms | p99 ms | errors |",
+            "|-----------|------|------:|------:|---------:|-------:|-------:|-------:|",
+        ]
+        for row in rows:
+            ratio = f"{row['rps'] / base:.2f}x" if base else "n/a"
+            lines.append(
+                f"| {row['label']} | `{row['path']}` | {row['extra'].get('x_bytes', '?')} "
+                f"| {_num(row['rps'])} | {ratio} | {_ms(row['p50_ms'])} | {_ms(row['p99_ms'])} "
+                f"| {_errors(row)} |"
+            )
+        lines.append("")
+    lines += [f"- {note}" for note in notes]
+    if notes:
+        lines.append("")
+    return lines
+
+
+def _celery_section(records: list[dict]) -> list[str]:
+    lines = [
+        "## 4. Celery: enqueue to result",
+        "",
+        'Round trip: `POST /api/tasks/ {"seconds": 0}`, then the task\'s SSE stream '
+        "(`/api/tasks/<id>/events/`) until its `succeeded` event, one task at a time, through "
+        "nginx. Tasks/s: tasks enqueued at once by several clients, divided by the time from "
+        "the first POST to the last task's recorded finish.",
+        "",
+        "| stack | round trips | p50 ms | p99 ms | tasks | tasks/s | enqueue req/s |",
+        "|-------|------------:|-------:|-------:|------:|--------:|--------------:|",
+    ]
+    for r in records:
+        lines.append(
+            f"| {r['label']} | {r['round_trips']} | {_ms(r['rt_p50_ms'])} | {_ms(r['rt_p99_ms'])} "
+            f"| {r['tasks']} ({r['clients']} clients) | {_num(r['tasks_per_s'], 1)} "
+            f"| {_num(r['enqueue_per_s'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _lifecycle_section(timings: list[dict], images: list[dict]) -> list[str]:
+    lines = [
+        "## 5. Start-up, rebuild, images",
+        "",
+        "| what | seconds |",
+        "|------|--------:|",
+    ]
+    lines += [f"| {t['label']} | {_num(t['seconds'], 1)} |" for t in timings]
+    lines += ["", "| image | size |", "|-------|-----:|"]
+    lines += [f"| {i['label']} | {i['bytes'] / 1e6:,.0f} MB |" for i in images]
+    lines.append("")
+    return lines
+
+
+def markdown(records: list[dict]) -> str:
+    meta = _meta(records)
+    table = aggregate(records)
+    notes = [r["text"] for r in _by_kind(records, "note")]
+    lines = _header(meta)
+    if table.get("json"):
+        lines += _json_section(table["json"])
+    if table.get("wait"):
+        lines += _wait_section(table["wait"])
+    static_notes = [r["text"] for r in _by_kind(records, "note") if r.get("section") == "static"]
+    lines += _static_section(table.get("static", []), static_notes)
+    if celery := _by_kind(records, "celery"):
+        lines += _celery_section(celery)
+    lines += _lifecycle_section(_by_kind(records, "timing"), _by_kind(records, "image"))
+    other_notes = [n for n in notes if n not in static_notes]
+    if other_notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in other_notes] + [""]
+    if meta.get("chart"):
+        lines += [f"![benchmark chart]({meta['chart']})", ""]
+    return "\n".join(lines)
+
+
+# --- chart -------------------------------------------------------------------------------------
+
+
+def _bars(ax, labels, values, title, unit, color="tab:blue"):
+    positions = range(len(labels))
+    ax.barh(list(positions), values, color=color)
+    ax.set_yticks(list(positions), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(unit, fontsize=8)
+    for position, value in zip(positions, values, strict=True):
+        ax.text(value, position, f" {value:,.0f}", va="center", fontsize=7)
+    ax.margins(x=0.25)
+
+
+def chart(records: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    meta = _meta(records)
+    table = aggregate(records)
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+    fig.suptitle(
+        f"Django stack benchmark, {meta.get('date', '')}: {meta.get('cores', '?')} cores, "
+        f"wrk {meta.get('duration', '?')} s runs (higher req/s is better)",
+        fontsize=12,
+    )
+    if rows := table.get("json"):
+        _bars(
+            axes[0][0],
+            [r["label"] for r in rows],
+            [r["rps"] for r in rows],
+            "1. JSON view reading Postgres",
+            "req/s",
+        )
+    if rows := sorted(table.get("wait", []), key=lambda r: (r["connections"], r["config"])):
+        ms = rows[0]["extra"].get("x_wait_ms", 100)
+        labels = [f"{r['label']}, {r['connections']} conn" for r in rows]
+        _bars(
+            axes[0][1],
+            labels,
+            [r["rps"] for r in rows],
+            f"2. /api/wait/?ms={ms} (text: share of wait-bound limit)",
+            "req/s",
+            "tab:orange",
+        )
+        for position, row in enumerate(rows):
+            share = row["rps"] / (row["connections"] / (ms / 1000))
+            axes[0][1].text(0, position, f" {share:.0%}", va="center", fontsize=8, color="white")
+    if rows := table.get("static"):
+        _bars(
+            axes[0][2],
+            [r["label"] for r in rows],
+            [r["rps"] for r in rows],
+            "3. Static file",
+            "req/s",
+            "tab:green",
+        )
+    else:
+        axes[0][2].text(0.5, 0.5, "Django-served static\nnot measured", ha="center")
+        axes[0][2].set_axis_off()
+    if celery := _by_kind(records, "celery"):
+        ax = axes[1][0]
+        width = 0.38
+        xs = range(len(celery))
+        ax.bar([x - width / 2 for x in xs], [c["rt_p50_ms"] for c in celery], width, label="p50")
+        ax.bar([x + width / 2 for x in xs], [c["rt_p99_ms"] for c in celery], width, label="p99")
+        ax.set_xticks(list(xs), [f"{c['label']}\n{c['tasks_per_s']:.0f} tasks/s" for c in celery])
+        ax.set_title("4. Celery round trip (lower is better)", fontsize=10)
+        ax.set_ylabel("ms", fontsize=8)
+        ax.legend(fontsize=8)
+    if timings := _by_kind(records, "timing"):
+        _bars(
+            axes[1][1],
+            [t["label"] for t in timings],
+            [t["seconds"] for t in timings],
+            "5. Start-up and rebuild (lower is better)",
+            "seconds",
+            "tab:purple",
+        )
+    if images := _by_kind(records, "image"):
+        _bars(
+            axes[1][2],
+            [i["label"] for i in images],
+            [i["bytes"] / 1e6 for i in images],
+            "5. Image sizes",
+            "MB",
+            "tab:gray",
+        )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    wrk = commands.add_parser("wrk")
+    wrk.add_argument("file", type=Path)
+    wrk.add_argument("pairs", nargs="*")
+    record = commands.add_parser("record")
+    record.add_argument("pairs", nargs="*", help="KEY=VALUE, or - to merge a JSON object on stdin")
+    render = commands.add_parser("render")
+    render.add_argument("results", type=Path)
+    render.add_argument("--markdown", type=Path, required=True)
+    render.add_argument("--chart", type=Path)
+    render.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    if args.command == "wrk":
+        print(json.dumps({"kind": "wrk"} | pairs(args.pairs) | parse_wrk(args.file.read_text())))
+    elif args.command == "record":
+        items = [p for p in args.pairs if p != "-"]
+        stdin = json.load(sys.stdin) if "-" in args.pairs else {}
+        print(json.dumps(pairs(items) | stdin))
+    else:
+        records = load(args.results)
+        if args.chart:
+            chart(records, args.chart)
+            records.append({"kind": "meta", "chart": args.chart.name})
+        text = markdown(records)
+        args.markdown.write_text(text)
+        if args.json:
+            args.json.write_text(json.dumps(records, indent=1) + "\n")
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
