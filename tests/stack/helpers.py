@@ -1,7 +1,11 @@
 """Shared by the stack tests: where the stack is, and `docker compose` against it."""
 
+import json
 import os
 import subprocess
+import time
+
+import httpx
 
 STACK_URL = os.environ.get("STACK_URL", "http://127.0.0.1:18000")
 VARIANT = os.environ.get("STACK_VARIANT", "wsgi")
@@ -14,3 +18,38 @@ def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def enqueue(http: httpx.Client, seconds: float) -> str:
+    response = http.post("/api/tasks/", json={"seconds": seconds})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def wait_for_task(http: httpx.Client, task_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = http.get(f"/api/tasks/{task_id}/").json()
+        if body["status"] == "succeeded":
+            return body
+        time.sleep(0.2)
+    raise AssertionError(f"task {task_id} did not finish in {timeout} s: {body}")
+
+
+def containers() -> list[dict]:
+    """`docker compose ps` of the stack, one dict per container."""
+    output = compose("ps", "--all", "--format", "json").stdout
+    # Compose prints one JSON object per line (or one array, depending on its version).
+    if output.lstrip().startswith("["):
+        return json.loads(output)
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def inspect(container_id: str) -> dict:
+    return json.loads(docker("inspect", container_id))[0]
+
+
+def wait_healthy(timeout: int = 120) -> None:
+    """Brings every service back up and waits until all are healthy."""
+    compose("up", "--detach", "--wait", "--wait-timeout", str(timeout))

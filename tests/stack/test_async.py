@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from helpers import STACK_URL, VARIANT, compose
+from helpers import STACK_URL, VARIANT, compose, enqueue
 
 
 def test_event_loop_is_read_from_the_running_server(http):
@@ -20,10 +20,6 @@ def test_wait_waits_and_validates(http):
     refused = http.get("/api/wait/?ms=lots")
     assert refused.status_code == 400
     assert refused.json()["field"] == "ms"
-
-
-def enqueue(http: httpx.Client, seconds: float) -> str:
-    return http.post("/api/tasks/", json={"seconds": seconds}).json()["id"]
 
 
 def read_events(lines, until: str):
@@ -64,7 +60,7 @@ def subscribers(task_id: str) -> int:
 
 
 def test_a_departed_client_frees_its_subscription(http):
-    task_id = enqueue(http, 30)
+    task_id = enqueue(http, 15)
     with httpx.stream("GET", f"{STACK_URL}/api/tasks/{task_id}/events/", timeout=30) as stream:
         events = read_events(stream.iter_lines(), until="succeeded")  # kept: it owns the stream
         next(events)

@@ -1,0 +1,182 @@
+"""Hostile requests through nginx: each gets the right 4xx, never a 5xx, never a hang."""
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+
+from helpers import STACK_URL, compose
+
+HOST, PORT = httpx.URL(STACK_URL).host, httpx.URL(STACK_URL).port
+
+
+def raw_request(data: bytes, timeout: float = 10) -> int:
+    """Sends bytes as they are (no client-side cleanup) and returns the response's status code."""
+    with socket.create_connection((HOST, PORT), timeout=timeout) as connection:
+        connection.sendall(data)
+        response = b""
+        while b"\r\n" not in response:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            response += chunk
+    status_line = response.split(b"\r\n", 1)[0].decode()
+    assert status_line.startswith("HTTP/1."), f"no HTTP answer: {response[:200]!r}"
+    return int(status_line.split()[1])
+
+
+def get(path: str, headers: str = "") -> int:
+    return raw_request(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n".encode())
+
+
+def test_oversized_body_gets_413(http):
+    assert http.post("/api/tasks/", content=b"x" * (11 * 1024 * 1024)).status_code == 413
+
+
+def test_body_over_djangos_memory_limit_gets_400(http):
+    body = json.dumps({"seconds": 1, "padding": "x" * (3 * 1024 * 1024)})
+    assert http.post("/api/tasks/", content=body).status_code == 400
+
+
+def test_unknown_host_gets_400(http):
+    response = http.get("/", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize("host", [b"localhost:notaport", b"local host", b"localhost:80:80"])
+def test_malformed_host_header_gets_400(host):
+    assert raw_request(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n") == 400
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[]", b'"a string"', b"\xff\xfe\x00"])
+def test_malformed_json_gets_400(http, body):
+    response = http.post("/api/tasks/", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"]
+
+
+@pytest.mark.parametrize("seconds", ["ten", None, True, -5, 1e308, [1], {"a": 1}])
+def test_wrong_types_get_400_naming_the_field(http, seconds):
+    response = http.post("/api/tasks/", json={"seconds": seconds})
+    assert response.status_code == 400
+    assert response.json()["field"] == "seconds"
+
+
+def test_deeply_nested_json_gets_400(http):
+    assert http.post("/api/tasks/", content=b"[" * 100_000 + b"]" * 100_000).status_code == 400
+
+
+def test_huge_header_gets_400():
+    assert get("/", headers=f"X-Big: {'a' * 20_000}\r\n") == 400
+
+
+def test_too_many_headers_get_400():
+    headers = "".join(f"X-Header-{n}: {'v' * 30}\r\n" for n in range(2000))
+    assert get("/", headers=headers) == 400
+
+
+def test_overlong_url_gets_414():
+    assert get("/" + "a" * 20_000) == 414
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../../../../etc/passwd",
+        "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/media/..%2f..%2f..%2fetc/passwd",
+        "/static/..%252f..%252fetc/passwd",
+    ],
+)
+def test_path_traversal_never_escapes(path):
+    with socket.create_connection((HOST, PORT), timeout=10) as connection:
+        request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        connection.sendall(request.encode())
+        response = b""
+        while chunk := connection.recv(65536):
+            response += chunk
+    status = int(response.split(b" ", 2)[1])
+    assert 400 <= status < 500
+    assert b"root:" not in response
+
+
+@pytest.mark.parametrize("path", ["/%ff%fe/", "/api/tasks/%c3%28/", "/%00", "/api/info/%00"])
+def test_invalid_utf8_or_null_in_path_is_a_client_error(path):
+    assert 400 <= get(path) < 500
+
+
+def test_invalid_utf8_in_query_gets_400_naming_the_field(http):
+    response = http.get("/api/wait/?ms=%ff%fe")
+    assert response.status_code == 400
+    assert response.json()["field"] == "ms"
+
+
+def test_wrong_methods_get_405(http):
+    assert http.delete("/api/tasks/").status_code == 405
+    assert http.put("/api/tasks/").status_code == 405
+    # Unsafe methods on CSRF-protected views are refused before the view is reached.
+    assert http.post("/api/info/").status_code == 403
+    assert raw_request(b"TRACE / HTTP/1.1\r\nHost: localhost\r\n\r\n") == 405
+
+
+def test_request_smuggling_headers_are_refused():
+    request = (
+        b"POST /api/tasks/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"GET /admin/ HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    assert raw_request(request) == 400
+
+
+def test_garbage_request_line_gets_400():
+    assert raw_request(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 hello\r\n\r\n") == 400
+
+
+def test_unknown_task_id_gets_404(http):
+    assert http.get(f"/api/tasks/{uuid.uuid4()}/").status_code == 404
+    assert http.get(f"/api/tasks/{uuid.uuid4()}/events/").status_code == 404
+
+
+def test_uploaded_html_is_never_run_as_a_page(http):
+    compose(
+        "exec", "-T", "web", "sh", "-c",
+        "printf '<script>alert(1)</script>' > /srv/media/hostile.html",
+    )  # fmt: skip
+    response = http.get("/media/hostile.html")
+    assert response.status_code == 200
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers["content-security-policy"]
+
+
+def test_slow_clients_do_not_starve_others():
+    """Slowloris: hundreds of connections trickling headers; a normal visitor is still served."""
+    stop = threading.Event()
+    sockets: list[socket.socket] = []
+    for _ in range(300):
+        slow = socket.create_connection((HOST, PORT), timeout=5)
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        sockets.append(slow)
+
+    def trickle() -> None:
+        while not stop.wait(1):
+            for slow in sockets:
+                with contextlib.suppress(OSError):  # nginx may already have cut it off
+                    slow.sendall(b"X-a: b\r\n")
+
+    trickler = threading.Thread(target=trickle)
+    trickler.start()
+    try:
+        time.sleep(1)
+        response = httpx.get(f"{STACK_URL}/healthz", timeout=5)
+        assert response.status_code == 200
+    finally:
+        stop.set()
+        trickler.join()
+        for slow in sockets:
+            slow.close()
