@@ -147,20 +147,16 @@ settle() {
 wrk_run() {
   local group=$1 config=$2 name=$3 connections=$4 target=$5 round=$6
   shift 6
-  local raw="$run/raw/$group-$config-c$connections-r$round.txt" line
+  local raw="$run/raw/$group-$config-c$connections-r$round.txt"
   local wrk_threads=$((threads < connections ? threads : connections))
   if [ "$warmup" -gt 0 ]; then
     wrk -t "$wrk_threads" -c "$connections" -d "${warmup}s" --timeout "${timeout}s" "$target" >/dev/null
   fi
   wrk -t "$wrk_threads" -c "$connections" -d "${duration}s" --timeout "${timeout}s" --latency \
     "$target" >"$raw"
-  line=$(python3 scripts/bench/report.py wrk "$raw" group="$group" config="$config" \
-    "label=$name" connections="$connections" round="$round" "path=${target#http://*/}" "$@")
-  printf '%s\n' "$line" >>"$results"
-  printf '%s\n' "$line" | python3 -c 'import json, sys
-r = json.load(sys.stdin)
-print(f"{r[\"group\"]:7} {r[\"label\"]:34} c={r[\"connections\"]:<4} {r[\"rps\"]:9.1f} req/s  "
-      f"p50 {r[\"p50_ms\"] or 0:8.1f} ms  p99 {r[\"p99_ms\"] or 0:8.1f} ms  errors {r[\"errors\"]}")' >&2
+  # The JSON line goes to the results, a readable summary of it to stderr.
+  python3 scripts/bench/report.py wrk "$raw" group="$group" config="$config" "label=$name" \
+    connections="$connections" round="$round" "path=/${target#http://*/}" "$@" >>"$results"
 }
 
 # --- preparation --------------------------------------------------------------------------------
@@ -188,7 +184,8 @@ select_images() {
 }
 
 machine_facts() {
-  local commit dirty=""
+  local commit dirty="" wrk_version
+  wrk_version=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   [ -n "$(GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null)" ] \
     && dirty=" (with uncommitted changes)"
@@ -197,10 +194,10 @@ machine_facts() {
     "memory=$(free -g | awk '/^Mem:/ { print $2 " GiB" }')" "kernel=Linux $(uname -r)" \
     "docker=$(docker version --format '{{.Server.Version}}')" \
     "compose=$(docker compose version --short)" \
-    "wrk=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')" "base_images=$base_images" \
+    "wrk=$wrk_version" "base_images=$base_images" \
     "commit=$commit$dirty" duration="$duration" warmup="$warmup" timeout="$timeout" \
     rounds="$rounds" wrk_threads="$threads"
-  log "$(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, docker $(docker version --format '{{.Server.Version}}'), compose $(docker compose version --short), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+  log "$(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, docker $(docker version --format '{{.Server.Version}}'), compose $(docker compose version --short), wrk $wrk_version"
 }
 
 build_images() {
@@ -244,6 +241,7 @@ worker_count() { dc "$1" top web | grep -c '[g]unicorn' | awk '{ print $1 - 1 }'
 
 stack_facts() {
   local versions
+  wsgi_workers=$(worker_count wsgi)
   versions=$(dc wsgi exec -T web python -c 'import json, platform
 import celery, django, gunicorn, psycopg, uvicorn
 print(json.dumps({"python": platform.python_version(), "django": django.get_version(),
@@ -254,7 +252,7 @@ print(json.dumps({"python": platform.python_version(), "django": django.get_vers
     "nginx=$(dc wsgi exec -T nginx nginx -v 2>&1 | sed 's/^nginx version: //')" \
     "postgres=$(dc wsgi exec -T db postgres --version | awk '{ print $3 }')" \
     "redis=$(dc wsgi exec -T redis redis-server --version | awk '{ print $3 }' | sed 's/^v=//')" \
-    "workers=WSGI $(worker_count wsgi) sync, ASGI $(worker_count asgi) UvicornWorker, naive $(worker_count naive) sync; Celery $(dc wsgi exec -T worker sh -c 'ps -e 2>/dev/null | grep -c celery' || echo '?') processes"
+    "workers=gunicorn: WSGI $wsgi_workers sync, ASGI $(worker_count asgi) UvicornWorker, naive $(worker_count naive) sync; Celery: 1 worker container, concurrency 2 (the default)"
   log "versions: $versions"
 }
 
@@ -306,7 +304,7 @@ static_file() {
     note static "the status page links no hashed stylesheet: static files not measured"
     return 0
   fi
-  plain=$(sed 's/\.[0-9a-f]\{12\}\.css$/.css/' <<<"$hashed")
+  plain=${hashed%.*.css}.css
   # web again, in debug mode (direct port only; nginx re-resolves it).
   BENCH_EXTRA_FILES=scripts/bench/compose.debug.yaml dc wsgi up --detach --wait --no-deps \
     --no-build web >/dev/null 2>&1
@@ -320,7 +318,7 @@ static_file() {
     wrk_run static nginx "nginx" "$static_connections" "$(url wsgi)$hashed" "$round" \
       x_bytes="$bytes_nginx"
     if [ -n "$plain" ]; then
-      wrk_run static django "Django (DEBUG, 5 sync workers, direct)" "$static_connections" \
+      wrk_run static django "Django (debug mode, $wsgi_workers sync workers, direct)" "$static_connections" \
         "$(direct_url wsgi)$plain" "$round" x_bytes="$bytes_django"
     fi
   done
@@ -336,28 +334,34 @@ worker_timeouts() {
   done
 }
 
+build_copy() {
+  COMPOSE_PROJECT_NAME=django-stack-bench-rebuild COMPOSE_FILE=$1 \
+    APP_IMAGE=django-stack-bench-rebuild-app BENCH_NGINX_IMAGE=django-stack-bench-rebuild-nginx \
+    docker compose --project-directory "$rebuild_dir" --env-file "$repo/scripts/bench/bench.env" \
+    build --quiet
+}
+
 # The rebuild a developer waits for after changing one line of a view: in a temporary copy of the
 # tracked files (this work tree is never touched), built once as it is, then after the change.
 rebuild_after_change() {
-  local started files
+  local started files file
   log "part 5: rebuild after a one-line view change (temporary copy)"
   rebuild_dir=$(mktemp -d "${TMPDIR:-/tmp}/django-stack-bench-rebuild.XXXXXX")
   git ls-files -z | tar --null --files-from=- --ignore-failed-read -cf - 2>/dev/null \
     | tar -xf - -C "$rebuild_dir"
+  # The copy's compose.yaml (its directory is the build context); overlays from this work tree.
   files="$rebuild_dir/compose.yaml"
-  [ -n "$overlay" ] && files+=":$rebuild_dir/${overlay//:/:$rebuild_dir/}"
-  files+=":$repo/scripts/bench/compose.images.yaml"
-  rebuild() {
-    COMPOSE_PROJECT_NAME=django-stack-bench-rebuild COMPOSE_FILE=$files \
-      APP_IMAGE=django-stack-bench-rebuild-app BENCH_NGINX_IMAGE=django-stack-bench-rebuild-nginx \
-      docker compose --project-directory "$rebuild_dir" --env-file scripts/bench/bench.env \
-      build --quiet
-  }
-  rebuild
-  # A new value each run, so no earlier bench's build cache can answer it.
+  local -a extra=()
+  [ -n "$overlay" ] && IFS=: read -ra extra <<<"$overlay"
+  for file in "${extra[@]}" scripts/bench/compose.images.yaml; do
+    [[ $file == /* ]] || file=$repo/$file
+    files+=":$file"
+  done
+  build_copy "$files"
+  # A new value each run, so that no earlier bench's build cache can answer it.
   printf '\nBENCH_REBUILD_MARK = "%s"\n' "$(date +%s%N)" >>"$rebuild_dir/app/demo/views.py"
   started=$(now)
-  rebuild
+  build_copy "$files"
   record kind=timing "label=rebuild after a one-line view change" seconds="$(elapsed "$started")"
 }
 

@@ -136,10 +136,14 @@ CACHES = {
 
 CELERY_BROKER_URL = f"{REDIS_URL}/0"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task taken by a worker that then dies (SIGKILL, OOM) goes back to the queue after this many
-# seconds. Keep it longer than your longest task, or long tasks run twice.
+# A task taken by a worker that then dies (SIGKILL, OOM) goes back to the queue after
+# CELERY_VISIBILITY_TIMEOUT seconds: keep it longer than your longest task, or long tasks run
+# twice. kombu looks for such tasks every interval x throttle seconds (10 x 10 by default, which
+# would add up to 100 s); every 5 s is cheap (one sorted-set query).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300, validate=Range(min=1))
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300, validate=Range(min=1)),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
 }
 # While Redis restarts, enqueueing waits for it (up to about 15 s) instead of failing.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

@@ -20,6 +20,7 @@ from pathlib import Path
 
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 BASELINE_JSON = "wsgi-nginx"
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 METRICS = ("rps", "p50_ms", "p99_ms", "requests", "non2xx", "socket_errors", "timeouts")
 
 
@@ -61,6 +62,14 @@ def parse_wrk(text: str) -> dict:
     result["socket_errors"] = sum(result[k] for k in ("connect", "read", "write", "timeouts"))
     result["errors"] = result["non2xx"] + result["socket_errors"]
     return result
+
+
+def summary(r: dict) -> str:
+    return (
+        f"  {r.get('group', ''):6} {r.get('label', ''):40} c={r.get('connections', '?'):<4} "
+        f"{r['rps']:9.1f} req/s  p50 {_ms(r['p50_ms']):>6} ms  p99 {_ms(r['p99_ms']):>6} ms  "
+        f"errors {r['errors']}"
+    )
 
 
 # --- records -----------------------------------------------------------------------------------
@@ -195,7 +204,7 @@ def _json_section(rows: list[dict]) -> list[str]:
     base = next((r["rps"] for r in rows if r["config"] == BASELINE_JSON), None)
     first = rows[0]
     lines = [
-        f"## 1. JSON view reading Postgres: `GET {first['path']}`",
+        f"## 1. JSON view reading Postgres: `GET {re.sub(UUID, '<id>', first['path'])}`",
         "",
         f"{first['connections']} connections; median of {first['rounds']} round(s).",
         "",
@@ -433,7 +442,9 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.command == "wrk":
-        print(json.dumps({"kind": "wrk"} | pairs(args.pairs) | parse_wrk(args.file.read_text())))
+        result = {"kind": "wrk"} | pairs(args.pairs) | parse_wrk(args.file.read_text())
+        print(json.dumps(result))
+        print(summary(result), file=sys.stderr)
     elif args.command == "record":
         items = [p for p in args.pairs if p != "-"]
         stdin = json.load(sys.stdin) if "-" in args.pairs else {}

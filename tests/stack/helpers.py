@@ -11,9 +11,16 @@ STACK_URL = os.environ.get("STACK_URL", "http://127.0.0.1:18000")
 VARIANT = os.environ.get("STACK_VARIANT", "wsgi")
 
 
-def compose(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def compose(
+    *args: str, check: bool = True, input_text: str | None = None
+) -> subprocess.CompletedProcess:
     """Runs docker compose on the stack that COMPOSE_FILE and COMPOSE_PROJECT_NAME select."""
-    return subprocess.run(["docker", "compose", *args], capture_output=True, text=True, check=check)
+    result = subprocess.run(
+        ["docker", "compose", *args], capture_output=True, text=True, input=input_text, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker compose {' '.join(args)} failed:\n{result.stderr}")
+    return result
 
 
 def docker(*args: str) -> str:
