@@ -143,14 +143,16 @@ settle() {
   log "warning: $target still slow after 60 s"
 }
 
-# wrk_run GROUP CONFIG LABEL CONNECTIONS URL ROUND [KEY=VALUE...]: one wrk run, recorded.
+# wrk_run GROUP CONFIG LABEL CONNECTIONS URL ROUND [KEY=VALUE...]: one wrk run, recorded, after a
+# warm-up of BENCH_WARMUP seconds (default $warmup) at the same concurrency.
 wrk_run() {
   local group=$1 config=$2 name=$3 connections=$4 target=$5 round=$6
   shift 6
   local raw="$run/raw/$group-$config-c$connections-r$round.txt"
   local wrk_threads=$((threads < connections ? threads : connections))
-  if [ "$warmup" -gt 0 ]; then
-    wrk -t "$wrk_threads" -c "$connections" -d "${warmup}s" --timeout "${timeout}s" "$target" >/dev/null
+  local warm=${BENCH_WARMUP:-$warmup}
+  if [ "$warm" -gt 0 ]; then
+    wrk -t "$wrk_threads" -c "$connections" -d "${warm}s" --timeout "${timeout}s" "$target" >/dev/null
   fi
   wrk -t "$wrk_threads" -c "$connections" -d "${duration}s" --timeout "${timeout}s" --latency \
     "$target" >"$raw"
@@ -221,6 +223,10 @@ cold_up() {
     exit 1
   fi
   record kind=timing "label=cold up --wait: ${label[$stack]}" seconds="$(elapsed "$started")"
+  # shellcheck disable=SC2046 # one argument per container id
+  docker inspect $(dc "$stack" ps --all --quiet) \
+    | python3 scripts/bench/report.py timeline --since "$started" "label=${label[$stack]}" \
+      >>"$results"
 }
 
 # A task that has run, for the JSON view to read.
@@ -274,13 +280,15 @@ json_view() {
 wait_view() {
   local connections stack
   log "part 2: /api/wait/?ms=$wait_ms"
+  # No warm-up: it would leave a backlog of waiting requests in front of the measured run.
   for connections in "${wait_connections[@]}"; do
     for stack in wsgi asgi; do
-      wrk_run wait "$stack" "${label[$stack]}" "$connections" \
-        "$(url "$stack")/api/wait/?ms=$wait_ms" 1 x_wait_ms="$wait_ms"
       settle "$(url "$stack")"
+      BENCH_WARMUP=0 wrk_run wait "$stack" "${label[$stack]}" "$connections" \
+        "$(url "$stack")/api/wait/?ms=$wait_ms" 1 x_wait_ms="$wait_ms"
     done
   done
+  settle "$(url wsgi)"
 }
 
 celery_round_trip() {

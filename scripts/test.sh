@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Usage: scripts/test.sh [--quick]
 # The project's test command. In order, stopping at the first failure:
-#   1. lint: ruff (check + format), shellcheck
+#   1. lint: scripts/lint.sh (ruff, shellcheck, hadolint, compose-lint, gixy, bandit)
 #   2. compose: `docker compose config` of each variant
 #   3. unit: the Django test suite in the app image, against real Postgres and Redis
 #   4. stack: for WSGI, then ASGI: scripts/smoke.sh --keep, then the pytest stack tests through
 #      nginx, then the stack is removed with its volumes
 # --quick: the WSGI stack only.
-# Needs docker (with compose), curl, python3, uv, ruff and shellcheck. Runs under its own compose
+# Needs docker (with compose), curl, python3, uv, envsubst and the linters (.ci/run installs all). Runs under its own compose
 # project (COMPOSE_PROJECT_NAME, default django-stack-test) on HTTP_PORT (default 18000).
 # BUILD_CA_BUNDLE: a CA file for image builds behind a TLS-intercepting proxy.
 set -Eeuo pipefail
@@ -34,7 +34,7 @@ fi
 
 step() { printf '\n== %s\n' "$*"; }
 missing=()
-for tool in docker curl python3 uv ruff shellcheck; do
+for tool in docker curl python3 uv envsubst ruff shellcheck hadolint compose-lint gixy bandit; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -46,10 +46,7 @@ cleanup() { COMPOSE_FILE=compose.yaml docker compose down --volumes --remove-orp
 trap cleanup EXIT
 
 step "lint"
-ruff check .
-ruff format --check .
-git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck
-echo "ok    ruff, shellcheck"
+scripts/lint.sh
 
 step "compose config"
 for file in compose.yaml compose.asgi.yaml; do

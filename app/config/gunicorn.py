@@ -56,21 +56,24 @@ else:
     # gunicorn's rule of thumb for sync workers: (2 x CPUs) + 1.
     default_workers = 2 * available_cpus() + 1
 
-bind = f"0.0.0.0:{env.int('PORT', 8000)}"
+bind = "0.0.0.0:8000"
 workers = env.int("WEB_CONCURRENCY", default_workers)
-timeout = env.int("GUNICORN_TIMEOUT", 30)
+timeout = 30
 # Shorter than compose's stop_grace_period, so in-flight requests finish before a SIGKILL.
-graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", 20)
-keepalive = env.int("GUNICORN_KEEPALIVE", 5)
+graceful_timeout = 20
+# Longer than nginx keeps idle upstream connections (60 s), so gunicorn never closes one
+# that nginx is about to reuse (ASGI; sync workers do not keep connections).
+keepalive = 75
 forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", "") or attached_networks()
 # Workers' heartbeat files in memory, not on a disk that may stall them.
-worker_tmp_dir = "/dev/shm"  # noqa: S108 - a per-container tmpfs, not a shared /tmp
+# /dev/shm and /tmp are the container's own tmpfs mounts, shared with no other user.
+worker_tmp_dir = "/dev/shm"  # noqa: S108  # nosec B108
 # For `gunicornc` (worker status, graceful reload) inside the container; the code dir is read-only.
-control_socket = "/tmp/gunicorn.ctl"  # noqa: S108 - the container's own /tmp
+control_socket = "/tmp/gunicorn.ctl"  # noqa: S108  # nosec B108
 # nginx logs every request; gunicorn logs errors only.
 accesslog = None
 errorlog = "-"
-loglevel = env.str("GUNICORN_LOG_LEVEL", "info")
+loglevel = "info"
 
 
 def post_worker_init(worker) -> None:

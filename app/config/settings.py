@@ -27,7 +27,8 @@ SECRET_KEY = read_secret("DJANGO_SECRET_KEY")
 if SECRET_KEY is None:
     if not DEBUG:
         raise ImproperlyConfigured("Set DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_FILE.")
-    SECRET_KEY = "django-insecure-only-for-local-debugging"  # noqa: S105
+    # Only ever with DJANGO_DEBUG=true, on a developer's machine.
+    SECRET_KEY = "django-insecure-only-for-local-debugging"  # noqa: S105  # nosec B105
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])

@@ -16,6 +16,7 @@ import re
 import statistics
 import sys
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -59,6 +60,8 @@ def parse_wrk(text: str) -> dict:
             ("connect", "read", "write", "timeouts"), match.groups(), strict=True
         ):
             result[key] = int(value)
+    if not result.get("requests"):  # nothing answered: wrk prints zeros, not latencies
+        result["p50_ms"] = result["p99_ms"] = None
     result["socket_errors"] = sum(result[k] for k in ("connect", "read", "write", "timeouts"))
     result["errors"] = result["non2xx"] + result["socket_errors"]
     return result
@@ -70,6 +73,32 @@ def summary(r: dict) -> str:
         f"{r['rps']:9.1f} req/s  p50 {_ms(r['p50_ms']):>6} ms  p99 {_ms(r['p99_ms']):>6} ms  "
         f"errors {r['errors']}"
     )
+
+
+def _instant(text: str) -> datetime:
+    """Docker's RFC 3339 times carry nanoseconds; datetime takes microseconds."""
+    text = re.sub(r"(\.\d{6})\d*", r"\1", text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
+
+
+def timeline(containers: list[dict], since: float) -> str:
+    """When each compose service was done after `since` (epoch s): exited 0, or first healthy."""
+    done = []
+    for container in containers:
+        service = container["Config"]["Labels"].get("com.docker.compose.service", "?")
+        state = container["State"]
+        health = state.get("Health")
+        if health:
+            healthy = [p for p in health.get("Log", []) if p.get("ExitCode") == 0]
+            if not healthy:
+                continue
+            at, what = _instant(healthy[0]["End"]), "healthy"
+        elif state.get("Status") == "exited":
+            at, what = _instant(state["FinishedAt"]), f"exited {state.get('ExitCode')}"
+        else:
+            at, what = _instant(state["StartedAt"]), "started"
+        done.append((at.timestamp() - since, f"{service} {what}"))
+    return ", ".join(f"{name} +{seconds:.1f} s" for seconds, name in sorted(done))
 
 
 # --- records -----------------------------------------------------------------------------------
@@ -112,6 +141,7 @@ def aggregate(records: list[dict]) -> dict:
         for metric in METRICS:
             values = [r[metric] for r in rounds if r.get(metric) is not None]
             row[metric] = statistics.median(values) if values else None
+        row["rps_range"] = (min(r["rps"] for r in rounds), max(r["rps"] for r in rounds))
         row["errors"] = (row["non2xx"] or 0) + (row["socket_errors"] or 0)
         row["extra"] = {k: v for k, v in rounds[0].items() if k.startswith("x_")}
         table[group].append(row)
@@ -142,6 +172,14 @@ def _ms(value) -> str:
     if value is None:
         return "n/a"
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _rps(row: dict) -> str:
+    """Median req/s, with the range over the rounds when there were several."""
+    low, high = row["rps_range"]
+    if row["rounds"] < 2:
+        return _num(row["rps"])
+    return f"{_num(row['rps'])} ({_num(low)} to {_num(high)})"
 
 
 def _errors(row: dict) -> str:
@@ -191,10 +229,11 @@ def _header(meta: dict) -> list[str]:
     lines.append(
         f"Load: wrk with {meta.get('wrk_threads', '?')} threads, {meta.get('duration', '?')} s a "
         f"run after a {meta.get('warmup', '?')} s warm-up, {meta.get('timeout', '?')} s timeout; "
-        f"median of {meta.get('rounds', '?')} round(s) where stated. The load generator shares "
-        "the cores with the stack, and the compared configurations ran interleaved in this one "
-        "invocation, each with the other bench stacks paused: compare ratios, not absolute "
-        "numbers, across machines."
+        f"median of {meta.get('rounds', '?')} round(s) where stated, with the range over the "
+        "rounds in brackets. The load generator shares the cores with the stack, and all three "
+        "bench stacks run at once (the two not under load idle): the compared configurations ran "
+        "interleaved in this one invocation, so compare ratios, not absolute numbers, across "
+        "machines."
     )
     lines.append("")
     return lines
@@ -208,13 +247,13 @@ def _json_section(rows: list[dict]) -> list[str]:
         "",
         f"{first['connections']} connections; median of {first['rounds']} round(s).",
         "",
-        "| configuration | req/s | vs tuned WSGI via nginx | p50 ms | p99 ms | errors |",
+        "| configuration | req/s (range) | vs tuned WSGI via nginx | p50 ms | p99 ms | errors |",
         "|---------------|------:|------------------------:|-------:|-------:|-------:|",
     ]
     for row in rows:
         ratio = f"{row['rps'] / base:.2f}x" if base else "n/a"
         lines.append(
-            f"| {row['label']} | {_num(row['rps'])} | {ratio} | {_ms(row['p50_ms'])} "
+            f"| {row['label']} | {_rps(row)} | {ratio} | {_ms(row['p50_ms'])} "
             f"| {_ms(row['p99_ms'])} | {_errors(row)} |"
         )
     lines.append("")
@@ -227,19 +266,21 @@ def _wait_section(rows: list[dict]) -> list[str]:
         f"## 2. Wait-bound view: `GET {rows[0]['path']}`",
         "",
         f"Each request waits {ms} ms, so N connections allow at most N / {ms / 1000:g} s "
-        "requests a second (the wait-bound limit). p50/p99 cover answered requests only: wrk "
-        "counts those slower than its timeout as timeouts instead.",
+        "requests a second (the wait-bound limit). Answered: responses within the run. p50/p99 "
+        "cover answered requests only: wrk counts those slower than its timeout as timeout "
+        "errors instead, and requests still waiting when the run ends count nowhere.",
         "",
-        "| interface | connections | req/s | share of wait-bound limit | p50 ms | p99 ms "
-        "| errors |",
-        "|-----------|------------:|------:|--------------------------:|-------:|-------:"
-        "|-------:|",
+        "| interface | connections | req/s | share of wait-bound limit | answered | p50 ms "
+        "| p99 ms | errors |",
+        "|-----------|------------:|------:|--------------------------:|---------:|-------:"
+        "|-------:|-------:|",
     ]
     for row in sorted(rows, key=lambda r: (r["connections"], r["config"])):
         limit = row["connections"] / (ms / 1000)
         lines.append(
             f"| {row['label']} | {row['connections']} | {_num(row['rps'])} "
-            f"| {row['rps'] / limit:.1%} of {_num(limit)} | {_ms(row['p50_ms'])} "
+            f"| {row['rps'] / limit:.1%} of {_num(limit)} | {_num(row['requests'])} "
+            f"| {_ms(row['p50_ms'])} "
             f"| {_ms(row['p99_ms'])} | {_errors(row)} |"
         )
     lines.append("")
@@ -253,14 +294,14 @@ def _static_section(rows: list[dict], notes: list[str]) -> list[str]:
         lines += [
             f"{rows[0]['connections']} connections; median of {rows[0]['rounds']} round(s).",
             "",
-            "| served by | path | bytes | req/s | vs nginx | p50 ms | p99 ms | errors |",
+            "| served by | path | bytes | req/s (range) | vs nginx | p50 ms | p99 ms | errors |",
             "|-----------|------|------:|------:|---------:|-------:|-------:|-------:|",
         ]
         for row in rows:
             ratio = f"{row['rps'] / base:.2f}x" if base else "n/a"
             lines.append(
                 f"| {row['label']} | `{row['path']}` | {row['extra'].get('x_bytes', '?')} "
-                f"| {_num(row['rps'])} | {ratio} | {_ms(row['p50_ms'])} | {_ms(row['p99_ms'])} "
+                f"| {_rps(row)} | {ratio} | {_ms(row['p50_ms'])} | {_ms(row['p99_ms'])} "
                 f"| {_errors(row)} |"
             )
         lines.append("")
@@ -292,14 +333,26 @@ def _celery_section(records: list[dict]) -> list[str]:
     return lines
 
 
-def _lifecycle_section(timings: list[dict], images: list[dict]) -> list[str]:
+def _lifecycle_section(timings: list[dict], timelines: list[dict], images: list[dict]) -> list[str]:
     lines = [
         "## 5. Start-up, rebuild, images",
+        "",
+        "Cold: fresh volumes and built images, so `up --wait` generates the secrets, initialises "
+        "Postgres and applies the migrations. Rebuild: `docker compose build` of a temporary "
+        "copy of the tracked files after appending one line to `app/demo/views.py`, once the "
+        "copy as it was had been built.",
         "",
         "| what | seconds |",
         "|------|--------:|",
     ]
     lines += [f"| {t['label']} | {_num(t['seconds'], 1)} |" for t in timings]
+    if timelines:
+        lines += [
+            "",
+            "When each service was done (exited 0, or first healthy), after `up` began:",
+            "",
+        ]
+        lines += [f"- {t['label']}: {t['text']}" for t in timelines]
     lines += ["", "| image | size |", "|-------|-----:|"]
     lines += [f"| {i['label']} | {i['bytes'] / 1e6:,.0f} MB |" for i in images]
     lines.append("")
@@ -319,7 +372,9 @@ def markdown(records: list[dict]) -> str:
     lines += _static_section(table.get("static", []), static_notes)
     if celery := _by_kind(records, "celery"):
         lines += _celery_section(celery)
-    lines += _lifecycle_section(_by_kind(records, "timing"), _by_kind(records, "image"))
+    lines += _lifecycle_section(
+        _by_kind(records, "timing"), _by_kind(records, "timeline"), _by_kind(records, "image")
+    )
     other_notes = [n for n in notes if n not in static_notes]
     if other_notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in other_notes] + [""]
@@ -331,15 +386,16 @@ def markdown(records: list[dict]) -> str:
 # --- chart -------------------------------------------------------------------------------------
 
 
-def _bars(ax, labels, values, title, unit, color="tab:blue"):
+def _bars(ax, labels, values, title, unit, color="tab:blue", texts=None):
     positions = range(len(labels))
     ax.barh(list(positions), values, color=color)
     ax.set_yticks(list(positions), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(unit, fontsize=8)
-    for position, value in zip(positions, values, strict=True):
-        ax.text(value, position, f" {value:,.0f}", va="center", fontsize=7)
+    texts = texts or [f"{value:,.0f}" for value in values]
+    for position, value, text in zip(positions, values, texts, strict=True):
+        ax.text(value, position, f" {text}", va="center", fontsize=7)
     ax.margins(x=0.25)
 
 
@@ -368,17 +424,16 @@ def chart(records: list[dict], path: Path) -> None:
     if rows := sorted(table.get("wait", []), key=lambda r: (r["connections"], r["config"])):
         ms = rows[0]["extra"].get("x_wait_ms", 100)
         labels = [f"{r['label']}, {r['connections']} conn" for r in rows]
+        shares = [r["rps"] / (r["connections"] / (ms / 1000)) for r in rows]
         _bars(
             axes[0][1],
             labels,
             [r["rps"] for r in rows],
-            f"2. /api/wait/?ms={ms} (text: share of wait-bound limit)",
+            f"2. /api/wait/?ms={ms}: req/s (share of wait-bound limit)",
             "req/s",
             "tab:orange",
+            [f"{r['rps']:,.0f} ({share:.0%})" for r, share in zip(rows, shares, strict=True)],
         )
-        for position, row in enumerate(rows):
-            share = row["rps"] / (row["connections"] / (ms / 1000))
-            axes[0][1].text(0, position, f" {share:.0%}", va="center", fontsize=8, color="white")
     if rows := table.get("static"):
         _bars(
             axes[0][2],
@@ -434,6 +489,9 @@ def main() -> int:
     wrk.add_argument("pairs", nargs="*")
     record = commands.add_parser("record")
     record.add_argument("pairs", nargs="*", help="KEY=VALUE, or - to merge a JSON object on stdin")
+    timeline_command = commands.add_parser("timeline", help="`docker inspect` JSON on stdin")
+    timeline_command.add_argument("--since", type=float, required=True)
+    timeline_command.add_argument("pairs", nargs="*")
     render = commands.add_parser("render")
     render.add_argument("results", type=Path)
     render.add_argument("--markdown", type=Path, required=True)
@@ -445,6 +503,9 @@ def main() -> int:
         result = {"kind": "wrk"} | pairs(args.pairs) | parse_wrk(args.file.read_text())
         print(json.dumps(result))
         print(summary(result), file=sys.stderr)
+    elif args.command == "timeline":
+        text = timeline(json.load(sys.stdin), args.since)
+        print(json.dumps({"kind": "timeline"} | pairs(args.pairs) | {"text": text}))
     elif args.command == "record":
         items = [p for p in args.pairs if p != "-"]
         stdin = json.load(sys.stdin) if "-" in args.pairs else {}
