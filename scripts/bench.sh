@@ -10,7 +10,7 @@
 #   5. cold `up --wait`, rebuild after a one-line view change (in a temporary copy), image sizes
 # Writes DIR/results.md, results.png (chart) and results.json, and prints the report.
 #   --duration S   seconds of each wrk run (default 10)
-#   --rounds N     rounds of parts 1 and 3, interleaved; the report shows medians (default 2)
+#   --rounds N     rounds of parts 1 and 3, interleaved; the report shows medians (default 3)
 #   --quick        3 s runs, 1 round, fewer Celery tasks: checks the script, not the stack
 #   --no-rebuild   skip the rebuild timing
 #   --out DIR      where the report goes (default docs/bench)
@@ -24,7 +24,7 @@ set -Eeuo pipefail
 
 usage() { sed -n '2,24s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 
-duration=10 rounds=2 quick=false rebuild=true out=docs/bench
+duration=10 rounds=3 quick=false rebuild=true out=docs/bench
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) duration=${2:?--duration needs seconds}; shift ;;
@@ -185,6 +185,11 @@ select_images() {
   base_images+=" redis ${REDIS_IMAGE:-redis:8}, nginx ${NGINX_IMAGE:-official}"
 }
 
+# Containers running on this machine that are not the bench's: the noise it shares the cores with.
+other_containers() {
+  docker ps --format '{{.Label "com.docker.compose.project"}}' | grep -vc '^django-stack-bench-' || true
+}
+
 machine_facts() {
   local commit dirty="" wrk_version
   wrk_version=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
@@ -198,7 +203,8 @@ machine_facts() {
     "compose=$(docker compose version --short)" \
     "wrk=$wrk_version" "base_images=$base_images" \
     "commit=$commit$dirty" duration="$duration" warmup="$warmup" timeout="$timeout" \
-    rounds="$rounds" wrk_threads="$threads"
+    rounds="$rounds" wrk_threads="$threads" "load_start=$(cut -d' ' -f1-3 /proc/loadavg)" \
+    "other_containers=$(other_containers)"
   log "$(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, docker $(docker version --format '{{.Server.Version}}'), compose $(docker compose version --short), wrk $wrk_version"
 }
 
@@ -207,7 +213,7 @@ build_images() {
   log "building the app and nginx images (cached layers reused)"
   started=$(now)
   dc wsgi build --quiet
-  record kind=timing "label=build as found (cache warm)" seconds="$(elapsed "$started")"
+  record kind=timing "label=build, no change (every layer cached)" seconds="$(elapsed "$started")"
 }
 
 # Cold start: fresh volumes, so secrets are generated, Postgres initialised, migrations applied.
@@ -258,7 +264,7 @@ print(json.dumps({"python": platform.python_version(), "django": django.get_vers
     "nginx=$(dc wsgi exec -T nginx nginx -v 2>&1 | sed 's/^nginx version: //')" \
     "postgres=$(dc wsgi exec -T db postgres --version | awk '{ print $3 }')" \
     "redis=$(dc wsgi exec -T redis redis-server --version | awk '{ print $3 }' | sed 's/^v=//')" \
-    "workers=gunicorn: WSGI $wsgi_workers sync, ASGI $(worker_count asgi) UvicornWorker, naive $(worker_count naive) sync; Celery: 1 worker container, concurrency 2 (the default)"
+    "workers=gunicorn: WSGI $wsgi_workers sync, ASGI $(worker_count asgi) UvicornWorker, naive $(worker_count naive) sync; ASGI Postgres pool 8 a worker; Celery: 1 worker container, concurrency 2 (the defaults)"
   log "versions: $versions"
 }
 
@@ -384,6 +390,7 @@ image_sizes() {
 
 render() {
   mkdir -p "$out"
+  record kind=meta "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
   record kind=meta total_seconds="$(elapsed "$bench_started" | cut -d. -f1)"
   local args=(render "$results" --markdown "$out/results.md" --json "$out/results.json")
   if uv run --quiet --no-project --with 'matplotlib==3.10.3' python scripts/bench/report.py \

@@ -235,6 +235,13 @@ def _header(meta: dict) -> list[str]:
         "interleaved in this one invocation, so compare ratios, not absolute numbers, across "
         "machines."
     )
+    if "load_start" in meta:
+        lines += [
+            "",
+            f"Machine load average (1, 5, 15 min) at the start: {meta['load_start']}, at the end: "
+            f"{meta.get('load_end', '?')}; {meta.get('other_containers', '?')} other container(s) "
+            "were running on it.",
+        ]
     lines.append("")
     return lines
 

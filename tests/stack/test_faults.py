@@ -5,6 +5,7 @@ The stack under test runs with CELERY_VISIBILITY_TIMEOUT=20 (scripts/test.sh), s
 a killed worker come back within seconds instead of the production default's minutes.
 """
 
+import os
 import subprocess
 import tempfile
 import threading
@@ -26,6 +27,7 @@ from helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+NGINX_RESOLVE_SECONDS = 6  # nginx asks Docker's DNS for web's addresses every 5 s
 only_once = pytest.mark.skipif(
     VARIANT != "wsgi", reason="independent of the web server: run with the WSGI stack only"
 )
@@ -151,6 +153,9 @@ def test_rolling_restart_of_two_web_containers_drops_no_request(http):
     task_id = enqueue(http, 0)
     wait_for_task(http, task_id)
     compose("up", "--detach", "--wait", "--scale", "web=2", "--no-recreate")
+    # The procedure: one container at a time, and after each (and after scaling) give nginx one
+    # DNS refresh (5 s) to see the current set of web containers.
+    time.sleep(NGINX_RESOLVE_SECONDS)
     try:
         first, second = container_ids("web")
         with Load(f"/api/tasks/{task_id}/") as load:
@@ -160,7 +165,7 @@ def test_rolling_restart_of_two_web_containers_drops_no_request(http):
                 while inspect(container_id)["State"]["Health"]["Status"] != "healthy":
                     assert time.monotonic() < deadline, "restarted web container never healthy"
                     time.sleep(0.5)
-            time.sleep(6)  # nginx re-resolves the service name every 5 s
+                time.sleep(NGINX_RESOLVE_SECONDS)
         assert load.ok > 50
         assert load.failures == []
     finally:
@@ -209,6 +214,25 @@ def test_backup_then_restore_after_a_wipe_gives_identical_data(http):
 
     assert [http.get(f"/api/tasks/{task['id']}/").json() for task in tasks] == tasks
     assert http.get("/media/backed-up.txt").text == "in the backup"
+
+
+@only_once
+def test_switching_between_wsgi_and_asgi_keeps_the_data(http):
+    task = wait_for_task(http, enqueue(http, 0))
+    wsgi_files = os.environ["COMPOSE_FILE"]
+    asgi_files = wsgi_files.replace("compose.yaml", "compose.asgi.yaml", 1)
+    try:
+        compose_with(asgi_files, "up", "--detach", "--wait")
+        assert http.get("/api/info/").json()["interface"] == "asgi"
+        assert http.get(f"/api/tasks/{task['id']}/").json() == task
+    finally:
+        compose_with(wsgi_files, "up", "--detach", "--wait")
+    assert http.get("/api/info/").json()["interface"] == "wsgi"
+
+
+def compose_with(files: str, *args: str) -> None:
+    environment = {**os.environ, "COMPOSE_FILE": files}
+    subprocess.run(["docker", "compose", *args], env=environment, check=True, capture_output=True)
 
 
 def run_script(name: str, *arguments: str) -> subprocess.CompletedProcess:
