@@ -9,8 +9,8 @@
 #   4. Celery: enqueue -> "succeeded" event round trip, and tasks/s
 #   5. cold `up --wait`, rebuild after a one-line view change (in a temporary copy), image sizes
 # Writes DIR/results.md, results.png (chart) and results.json, and prints the report.
-#   --duration S   seconds of each wrk run (default 10)
-#   --rounds N     rounds of parts 1 and 3, interleaved; the report shows medians (default 3)
+#   --duration S   seconds of each wrk run (default 8)
+#   --rounds N     rounds of parts 1 and 3, interleaved; the report shows medians (default 4)
 #   --quick        3 s runs, 1 round, fewer Celery tasks: checks the script, not the stack
 #   --no-rebuild   skip the rebuild timing
 #   --out DIR      where the report goes (default docs/bench)
@@ -24,7 +24,7 @@ set -Eeuo pipefail
 
 usage() { sed -n '2,24s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 
-duration=10 rounds=3 quick=false rebuild=true out=docs/bench
+duration=8 rounds=4 quick=false rebuild=true out=docs/bench
 while [ $# -gt 0 ]; do
   case $1 in
     --duration) duration=${2:?--duration needs seconds}; shift ;;
@@ -143,22 +143,66 @@ settle() {
   log "warning: $target still slow after 60 s"
 }
 
-# wrk_run GROUP CONFIG LABEL CONNECTIONS URL ROUND [KEY=VALUE...]: one wrk run, recorded, after a
-# warm-up of BENCH_WARMUP seconds (default $warmup) at the same concurrency.
+# CPU nanoseconds a container has used so far (cgroup v1 cpuacct or v2 cpu.stat; 0 if neither).
+container_cpu_ns() {
+  local id=$1 file
+  for file in "/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage" \
+    "/sys/fs/cgroup/cpu,cpuacct/docker/$id/cpuacct.usage"; do
+    if [ -r "$file" ]; then cat "$file"; return; fi
+  done
+  file=/sys/fs/cgroup/system.slice/docker-$id.scope/cpu.stat
+  if [ -r "$file" ]; then awk '/^usage_usec/ { printf "%d\n", $2 * 1000 }' "$file"; return; fi
+  echo 0
+}
+
+# stack_cpu_ns STACK: "ALL WEB NGINX", CPU nanoseconds used so far by the stack's containers.
+stack_cpu_ns() {
+  local service id ns all=0 web=0 nginx=0
+  while read -r service id; do
+    ns=$(container_cpu_ns "$id")
+    all=$((all + ns))
+    case $service in
+      web) web=$((web + ns)) ;;
+      nginx) nginx=$((nginx + ns)) ;;
+    esac
+  done < <(docker ps --no-trunc --filter "label=com.docker.compose.project=django-stack-bench-$1" \
+    --format '{{.Label "com.docker.compose.service"}} {{.ID}}')
+  echo "$all $web $nginx"
+}
+
+# nginx_statuses STACK SINCE: "CODE:COUNT ..." of the non-200 answers nginx logged since then.
+nginx_statuses() {
+  dc "$1" logs --no-log-prefix --since "$2" nginx 2>/dev/null \
+    | grep -o '"status":[0-9]*' | cut -d: -f2 | grep -v '^200$' | sort | uniq -c \
+    | awk '{ printf "%s%s:%s", sep, $2, $1; sep = " " }' || true
+}
+
+# wrk_run STACK GROUP CONFIG LABEL CONNECTIONS URL ROUND [KEY=VALUE...]: one wrk run, recorded
+# with the CPU time the stack's containers used during it, after a warm-up of BENCH_WARMUP
+# seconds (default $warmup) at the same concurrency.
 wrk_run() {
-  local group=$1 config=$2 name=$3 connections=$4 target=$5 round=$6
-  shift 6
+  local stack=$1 group=$2 config=$3 name=$4 connections=$5 target=$6 round=$7
+  shift 7
   local raw="$run/raw/$group-$config-c$connections-r$round.txt"
   local wrk_threads=$((threads < connections ? threads : connections))
-  local warm=${BENCH_WARMUP:-$warmup}
+  local warm=${BENCH_WARMUP:-$warmup} all0 web0 nginx0 all1 web1 nginx1 since statuses=""
   if [ "$warm" -gt 0 ]; then
     wrk -t "$wrk_threads" -c "$connections" -d "${warm}s" --timeout "${timeout}s" "$target" >/dev/null
   fi
+  read -r all0 web0 nginx0 < <(stack_cpu_ns "$stack")
+  since=$(date +%s)
   wrk -t "$wrk_threads" -c "$connections" -d "${duration}s" --timeout "${timeout}s" --latency \
     "$target" >"$raw"
+  read -r all1 web1 nginx1 < <(stack_cpu_ns "$stack")
+  # Which answers the non-2xx were, from nginx's access log (runs through nginx only).
+  if grep -q 'Non-2xx' "$raw" && [[ $target == "$(url "$stack")"* ]]; then
+    statuses=$(nginx_statuses "$stack" "$since")
+  fi
   # The JSON line goes to the results, a readable summary of it to stderr.
   python3 scripts/bench/report.py wrk "$raw" group="$group" config="$config" "label=$name" \
-    connections="$connections" round="$round" "path=/${target#http://*/}" "$@" >>"$results"
+    connections="$connections" round="$round" "path=/${target#http://*/}" \
+    x_cpu_ns=$((all1 - all0)) x_web_cpu_ns=$((web1 - web0)) x_nginx_cpu_ns=$((nginx1 - nginx0)) \
+    "x_statuses=$statuses" "$@" >>"$results"
 }
 
 # --- preparation --------------------------------------------------------------------------------
@@ -275,9 +319,9 @@ json_view() {
   log "part 1: JSON view reading Postgres, $rounds round(s)"
   for round in $(seq "$rounds"); do
     for stack in "${stacks[@]}"; do
-      wrk_run json "$stack-nginx" "${label[$stack]}, via nginx" "$json_connections" \
+      wrk_run "$stack" json "$stack-nginx" "${label[$stack]}, via nginx" "$json_connections" \
         "$(url "$stack")/api/tasks/${task_id[$stack]}/" "$round"
-      wrk_run json "$stack-direct" "${label[$stack]}, direct to gunicorn" "$json_connections" \
+      wrk_run "$stack" json "$stack-direct" "${label[$stack]}, direct to gunicorn" "$json_connections" \
         "$(direct_url "$stack")/api/tasks/${task_id[$stack]}/" "$round"
     done
   done
@@ -290,7 +334,7 @@ wait_view() {
   for connections in "${wait_connections[@]}"; do
     for stack in wsgi asgi; do
       settle "$(url "$stack")"
-      BENCH_WARMUP=0 wrk_run wait "$stack" "${label[$stack]}" "$connections" \
+      BENCH_WARMUP=0 wrk_run "$stack" wait "$stack" "${label[$stack]}" "$connections" \
         "$(url "$stack")/api/wait/?ms=$wait_ms" 1 x_wait_ms="$wait_ms"
     done
   done
@@ -329,21 +373,28 @@ static_file() {
   bytes_nginx=$(curl -fsS -o /dev/null -w '%{size_download}' "$(url wsgi)$hashed")
   [ -n "$plain" ] && bytes_django=$(curl -fsS -o /dev/null -w '%{size_download}' "$(direct_url wsgi)$plain")
   for round in $(seq "$rounds"); do
-    wrk_run static nginx "nginx" "$static_connections" "$(url wsgi)$hashed" "$round" \
+    wrk_run wsgi static nginx "nginx" "$static_connections" "$(url wsgi)$hashed" "$round" \
       x_bytes="$bytes_nginx"
     if [ -n "$plain" ]; then
-      wrk_run static django "Django (debug mode, $wsgi_workers sync workers, direct)" "$static_connections" \
+      wrk_run wsgi static django "Django (debug mode, $wsgi_workers sync workers, direct)" \
+        "$static_connections" \
         "$(direct_url wsgi)$plain" "$round" x_bytes="$bytes_django"
     fi
   done
 }
 
-worker_timeouts() {
-  local stack count
+# What the web containers logged about trouble during the bench.
+web_log_findings() {
+  local stack logs count
   for stack in "${stacks[@]}"; do
-    count=$(dc "$stack" logs web 2>/dev/null | grep -c 'WORKER TIMEOUT' || true)
+    logs=$(dc "$stack" logs --no-log-prefix web 2>/dev/null || true)
+    count=$(grep -c 'WORKER TIMEOUT' <<<"$logs" || true)
     if [ "$count" -gt 0 ]; then
       note other "${label[$stack]}: gunicorn killed $count worker(s) for WORKER TIMEOUT during the bench"
+    fi
+    count=$(grep -c "can't start new thread" <<<"$logs" || true)
+    if [ "$count" -gt 0 ]; then
+      note other "${label[$stack]}: web logged \"RuntimeError: can't start new thread\" $count times (the container's pids_limit reached: threads count as pids)"
     fi
   done
 }
@@ -417,7 +468,7 @@ json_view
 wait_view
 celery_round_trip
 static_file
-worker_timeouts
+web_log_findings
 teardown
 [ "$rebuild" = true ] && rebuild_after_change
 image_sizes

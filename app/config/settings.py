@@ -107,7 +107,8 @@ if DB_POOL_SIZE:
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": DB_POOL_SIZE,
-        "timeout": 10,
+        # How long a request waits for a free (or, with Postgres down, any) connection.
+        "timeout": 5,
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = 60

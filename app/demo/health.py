@@ -47,6 +47,9 @@ READINESS_CHECKS: dict[str, Callable[[], None]] = {
 def readiness() -> tuple[bool, dict[str, str]]:
     results = {}
     for name, check in READINESS_CHECKS.items():
+        if name == "migrations" and results["database"] != "ok":
+            results[name] = "unknown: no database"  # asking would only wait for it again
+            continue
         try:
             check()
             results[name] = "ok"

@@ -22,7 +22,18 @@ from pathlib import Path
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 BASELINE_JSON = "wsgi-nginx"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-METRICS = ("rps", "p50_ms", "p99_ms", "requests", "non2xx", "socket_errors", "timeouts")
+METRICS = (
+    "rps",
+    "p50_ms",
+    "p99_ms",
+    "requests",
+    "non2xx",
+    "socket_errors",
+    "timeouts",
+    "cpu_ms",
+    "web_cpu_ms",
+    "nginx_cpu_ms",
+)
 
 
 # --- wrk output --------------------------------------------------------------------------------
@@ -67,11 +78,23 @@ def parse_wrk(text: str) -> dict:
     return result
 
 
+def cpu_per_request(record: dict) -> dict:
+    """CPU milliseconds the stack's containers spent per answered request (x_*_cpu_ns pairs)."""
+    requests = record.get("requests") or 0
+    result = {}
+    for key, name in (("x_cpu_ns", "cpu_ms"), ("x_web_cpu_ns", "web_cpu_ms")):
+        if requests and record.get(key):
+            result[name] = round(record[key] / 1e6 / requests, 3)
+    if requests and "x_nginx_cpu_ns" in record and "cpu_ms" in result:
+        result["nginx_cpu_ms"] = round(record["x_nginx_cpu_ns"] / 1e6 / requests, 3)
+    return result
+
+
 def summary(r: dict) -> str:
     return (
         f"  {r.get('group', ''):6} {r.get('label', ''):40} c={r.get('connections', '?'):<4} "
         f"{r['rps']:9.1f} req/s  p50 {_ms(r['p50_ms']):>6} ms  p99 {_ms(r['p99_ms']):>6} ms  "
-        f"errors {r['errors']}"
+        f"errors {r['errors']}  CPU {_ms(r.get('cpu_ms'))} ms/req"
     )
 
 
@@ -144,8 +167,19 @@ def aggregate(records: list[dict]) -> dict:
         row["rps_range"] = (min(r["rps"] for r in rounds), max(r["rps"] for r in rounds))
         row["errors"] = (row["non2xx"] or 0) + (row["socket_errors"] or 0)
         row["extra"] = {k: v for k, v in rounds[0].items() if k.startswith("x_")}
+        row["statuses"] = _statuses(rounds)
         table[group].append(row)
     return table
+
+
+def _statuses(rounds: list[dict]) -> dict[str, int]:
+    """Non-200 answers nginx logged ("500:3 499:10"), added up over the rounds."""
+    counts: dict[str, int] = defaultdict(int)
+    for record in rounds:
+        for item in str(record.get("x_statuses") or "").split():
+            code, _, count = item.partition(":")
+            counts[code] += int(count)
+    return dict(sorted(counts.items()))
 
 
 def _by_kind(records: list[dict], kind: str) -> list[dict]:
@@ -182,12 +216,25 @@ def _rps(row: dict) -> str:
     return f"{_num(row['rps'])} ({_num(low)} to {_num(high)})"
 
 
+def _cpu(row: dict) -> str:
+    """CPU ms a request: the whole stack, then web and nginx."""
+    if row.get("cpu_ms") is None:
+        return "n/a"
+    return (
+        f"{row['cpu_ms']:.2f} ({row.get('web_cpu_ms') or 0:.2f} web, "
+        f"{row.get('nginx_cpu_ms') or 0:.2f} nginx)"
+    )
+
+
 def _errors(row: dict) -> str:
     if not row["errors"]:
         return "0"
     parts = []
     if row["non2xx"]:
-        parts.append(f"{_num(row['non2xx'])} non-2xx")
+        codes = ", ".join(f"{n} x {code}" for code, n in row.get("statuses", {}).items())
+        parts.append(
+            f"{_num(row['non2xx'])} non-2xx" + (f"; nginx logged {codes}" if codes else "")
+        )
     if row["timeouts"]:
         parts.append(f"{_num(row['timeouts'])} timeouts")
     other = (row["socket_errors"] or 0) - (row["timeouts"] or 0)
@@ -233,7 +280,10 @@ def _header(meta: dict) -> list[str]:
         "rounds in brackets. The load generator shares the cores with the stack, and all three "
         "bench stacks run at once (the two not under load idle): the compared configurations ran "
         "interleaved in this one invocation, so compare ratios, not absolute numbers, across "
-        "machines."
+        "machines. CPU ms/request: CPU time the stack's containers (all of them; web; nginx) "
+        "used during a run, from their cgroups, divided by the requests answered: less "
+        "sensitive to a noisy machine than req/s; the load generator is not counted, the "
+        "stack's background work (healthchecks, beat) is, which weighs on runs with few requests."
     )
     if "load_start" in meta:
         lines += [
@@ -254,14 +304,16 @@ def _json_section(rows: list[dict]) -> list[str]:
         "",
         f"{first['connections']} connections; median of {first['rounds']} round(s).",
         "",
-        "| configuration | req/s (range) | vs tuned WSGI via nginx | p50 ms | p99 ms | errors |",
-        "|---------------|------:|------------------------:|-------:|-------:|-------:|",
+        "| configuration | req/s (range) | vs tuned WSGI via nginx | p50 ms | p99 ms | errors "
+        "| CPU ms/request |",
+        "|---------------|------:|------------------------:|-------:|-------:|-------:"
+        "|---------------:|",
     ]
     for row in rows:
         ratio = f"{row['rps'] / base:.2f}x" if base else "n/a"
         lines.append(
             f"| {row['label']} | {_rps(row)} | {ratio} | {_ms(row['p50_ms'])} "
-            f"| {_ms(row['p99_ms'])} | {_errors(row)} |"
+            f"| {_ms(row['p99_ms'])} | {_errors(row)} | {_cpu(row)} |"
         )
     lines.append("")
     return lines
@@ -278,17 +330,16 @@ def _wait_section(rows: list[dict]) -> list[str]:
         "errors instead, and requests still waiting when the run ends count nowhere.",
         "",
         "| interface | connections | req/s | share of wait-bound limit | answered | p50 ms "
-        "| p99 ms | errors |",
+        "| p99 ms | errors | CPU ms/request |",
         "|-----------|------------:|------:|--------------------------:|---------:|-------:"
-        "|-------:|-------:|",
+        "|-------:|-------:|---------------:|",
     ]
     for row in sorted(rows, key=lambda r: (r["connections"], r["config"])):
         limit = row["connections"] / (ms / 1000)
         lines.append(
             f"| {row['label']} | {row['connections']} | {_num(row['rps'])} "
             f"| {row['rps'] / limit:.1%} of {_num(limit)} | {_num(row['requests'])} "
-            f"| {_ms(row['p50_ms'])} "
-            f"| {_ms(row['p99_ms'])} | {_errors(row)} |"
+            f"| {_ms(row['p50_ms'])} | {_ms(row['p99_ms'])} | {_errors(row)} | {_cpu(row)} |"
         )
     lines.append("")
     return lines
@@ -301,15 +352,17 @@ def _static_section(rows: list[dict], notes: list[str]) -> list[str]:
         lines += [
             f"{rows[0]['connections']} connections; median of {rows[0]['rounds']} round(s).",
             "",
-            "| served by | path | bytes | req/s (range) | vs nginx | p50 ms | p99 ms | errors |",
-            "|-----------|------|------:|------:|---------:|-------:|-------:|-------:|",
+            "| served by | path | bytes | req/s (range) | vs nginx | p50 ms | p99 ms | errors "
+            "| CPU ms/request |",
+            "|-----------|------|------:|------:|---------:|-------:|-------:|-------:"
+            "|---------------:|",
         ]
         for row in rows:
             ratio = f"{row['rps'] / base:.2f}x" if base else "n/a"
             lines.append(
                 f"| {row['label']} | `{row['path']}` | {row['extra'].get('x_bytes', '?')} "
                 f"| {_rps(row)} | {ratio} | {_ms(row['p50_ms'])} | {_ms(row['p99_ms'])} "
-                f"| {_errors(row)} |"
+                f"| {_errors(row)} | {_cpu(row)} |"
             )
         lines.append("")
     lines += [f"- {note}" for note in notes]
@@ -406,6 +459,26 @@ def _bars(ax, labels, values, title, unit, color="tab:blue", texts=None):
     ax.margins(x=0.25)
 
 
+def _cpu_bars(ax, rows: list[dict], title: str) -> None:
+    """Stacked CPU ms a request: web, nginx, and the rest of the stack (Postgres, Redis...)."""
+    positions = list(range(len(rows)))
+    web = [r.get("web_cpu_ms") or 0 for r in rows]
+    nginx = [r.get("nginx_cpu_ms") or 0 for r in rows]
+    rest = [max(r["cpu_ms"] - w - n, 0) for r, w, n in zip(rows, web, nginx, strict=True)]
+    ax.barh(positions, web, label="web", color="tab:blue")
+    ax.barh(positions, nginx, left=web, label="nginx", color="tab:green")
+    left = [w + n for w, n in zip(web, nginx, strict=True)]
+    ax.barh(positions, rest, left=left, label="db, redis, other", color="tab:gray")
+    ax.set_yticks(positions, [r["label"] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("CPU ms per request", fontsize=8)
+    for position, row in zip(positions, rows, strict=True):
+        ax.text(row["cpu_ms"], position, f" {row['cpu_ms']:.2f}", va="center", fontsize=7)
+    ax.margins(x=0.25)
+    ax.legend(fontsize=7, loc="lower right")
+
+
 def chart(records: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -414,7 +487,7 @@ def chart(records: list[dict], path: Path) -> None:
 
     meta = _meta(records)
     table = aggregate(records)
-    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+    fig, axes = plt.subplots(2, 4, figsize=(21, 8.5))
     fig.suptitle(
         f"Django stack benchmark, {meta.get('date', '')}: {meta.get('cores', '?')} cores, "
         f"wrk {meta.get('duration', '?')} s runs (higher req/s is better)",
@@ -481,8 +554,16 @@ def chart(records: list[dict], path: Path) -> None:
             "MB",
             "tab:gray",
         )
+    if rows := [r for r in table.get("json", []) if r.get("cpu_ms") is not None]:
+        _cpu_bars(axes[0][3], rows, "1. JSON view: CPU ms per request (lower is better)")
+    else:
+        axes[0][3].set_axis_off()
+    if rows := [r for r in table.get("static", []) if r.get("cpu_ms") is not None]:
+        _cpu_bars(axes[1][3], rows, "3. Static file: CPU ms per request")
+    else:
+        axes[1][3].set_axis_off()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -508,6 +589,7 @@ def main() -> int:
 
     if args.command == "wrk":
         result = {"kind": "wrk"} | pairs(args.pairs) | parse_wrk(args.file.read_text())
+        result |= cpu_per_request(result)
         print(json.dumps(result))
         print(summary(result), file=sys.stderr)
     elif args.command == "timeline":
