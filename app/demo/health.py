@@ -7,6 +7,7 @@ naming the part that failed.
 
 from collections.abc import Callable
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.cache import cache
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -59,14 +60,42 @@ def readiness() -> tuple[bool, dict[str, str]]:
 
 
 class HealthCheckMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    """Answers the probes itself. Works in both modes, so that under ASGI the rest of the
+    middleware chain and async views stay on the event loop (a sync-only middleware would push
+    every request into a thread)."""
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self._acall(request)
         if request.path == "/healthz":
-            return JsonResponse({"status": "ok"})
+            return _alive()
         if request.path == "/readyz":
-            ready, checks = readiness()
-            status = "ok" if ready else "unavailable"
-            return JsonResponse({"status": status, "checks": checks}, status=200 if ready else 503)
+            return _ready()
         return self.get_response(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/healthz":
+            return _alive()
+        if request.path == "/readyz":
+            # The checks use Django's sync database and cache APIs: run them in a thread.
+            return await sync_to_async(_ready)()
+        return await self.get_response(request)
+
+
+def _alive() -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _ready() -> JsonResponse:
+    ready, checks = readiness()
+    status = "ok" if ready else "unavailable"
+    return JsonResponse({"status": status, "checks": checks}, status=200 if ready else 503)

@@ -1,5 +1,8 @@
 import pytest
+from asgiref.sync import iscoroutinefunction
 from django.test import override_settings
+
+from demo.health import HealthCheckMiddleware
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +50,14 @@ def test_status_page_links_hashed_static_files(client):
     assert "Django stack" in page
     assert "/static/demo/status." in page
     assert "/static/demo/status.css" not in page  # the hashed name, not the original
+
+
+def test_probe_middleware_keeps_an_async_chain_async():
+    """A sync-only middleware would push every ASGI request, async views included, into a thread."""
+
+    async def downstream(request):
+        return None
+
+    middleware = HealthCheckMiddleware(downstream)
+    assert iscoroutinefunction(middleware)
+    assert not iscoroutinefunction(HealthCheckMiddleware(lambda request: None))
