@@ -441,7 +441,8 @@ image_sizes() {
 
 render() {
   mkdir -p "$out"
-  record kind=meta "load_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+  record kind=meta "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" \
+    "other_containers_end=$(other_containers)"
   record kind=meta total_seconds="$(elapsed "$bench_started" | cut -d. -f1)"
   local args=(render "$results" --markdown "$out/results.md" --json "$out/results.json")
   if uv run --quiet --no-project --with 'matplotlib==3.10.3' python scripts/bench/report.py \

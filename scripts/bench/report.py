@@ -227,20 +227,20 @@ def _cpu(row: dict) -> str:
 
 
 def _errors(row: dict) -> str:
+    """Non-2xx answers and socket errors; for the former, the codes nginx logged (all non-200
+    ones, so also 499: a client, here wrk, that gave up waiting)."""
     if not row["errors"]:
         return "0"
     parts = []
     if row["non2xx"]:
         codes = ", ".join(f"{n} x {code}" for code, n in row.get("statuses", {}).items())
-        parts.append(
-            f"{_num(row['non2xx'])} non-2xx" + (f"; nginx logged {codes}" if codes else "")
-        )
+        parts.append(f"{_num(row['non2xx'])} non-2xx" + (f" (nginx: {codes})" if codes else ""))
     if row["timeouts"]:
         parts.append(f"{_num(row['timeouts'])} timeouts")
     other = (row["socket_errors"] or 0) - (row["timeouts"] or 0)
     if other:
-        parts.append(f"{_num(other)} socket")
-    return f"{_num(row['errors'])} ({', '.join(parts)})"
+        parts.append(f"{_num(other)} other socket errors")
+    return f"{_num(row['errors'])}: {', '.join(parts)}"
 
 
 def _header(meta: dict) -> list[str]:
@@ -289,8 +289,9 @@ def _header(meta: dict) -> list[str]:
         lines += [
             "",
             f"Machine load average (1, 5, 15 min) at the start: {meta['load_start']}, at the end: "
-            f"{meta.get('load_end', '?')}; {meta.get('other_containers', '?')} other container(s) "
-            "were running on it.",
+            f"{meta.get('load_end', '?')}; other containers running on it at the start: "
+            f"{meta.get('other_containers', '?')}, at the end: "
+            f"{meta.get('other_containers_end', '?')}.",
         ]
     lines.append("")
     return lines
@@ -456,7 +457,7 @@ def _bars(ax, labels, values, title, unit, color="tab:blue", texts=None):
     texts = texts or [f"{value:,.0f}" for value in values]
     for position, value, text in zip(positions, values, texts, strict=True):
         ax.text(value, position, f" {text}", va="center", fontsize=7)
-    ax.margins(x=0.25)
+    ax.margins(x=0.35)
 
 
 def _cpu_bars(ax, rows: list[dict], title: str) -> None:
@@ -475,7 +476,7 @@ def _cpu_bars(ax, rows: list[dict], title: str) -> None:
     ax.set_xlabel("CPU ms per request", fontsize=8)
     for position, row in zip(positions, rows, strict=True):
         ax.text(row["cpu_ms"], position, f" {row['cpu_ms']:.2f}", va="center", fontsize=7)
-    ax.margins(x=0.25)
+    ax.margins(x=0.35)
     ax.legend(fontsize=7, loc="lower right")
 
 
@@ -555,11 +556,11 @@ def chart(records: list[dict], path: Path) -> None:
             "tab:gray",
         )
     if rows := [r for r in table.get("json", []) if r.get("cpu_ms") is not None]:
-        _cpu_bars(axes[0][3], rows, "1. JSON view: CPU ms per request (lower is better)")
+        _cpu_bars(axes[0][3], rows, "1. JSON view: CPU per request")
     else:
         axes[0][3].set_axis_off()
     if rows := [r for r in table.get("static", []) if r.get("cpu_ms") is not None]:
-        _cpu_bars(axes[1][3], rows, "3. Static file: CPU ms per request")
+        _cpu_bars(axes[1][3], rows, "3. Static file: CPU per request")
     else:
         axes[1][3].set_axis_off()
     fig.tight_layout()
