@@ -182,7 +182,6 @@ SECURE_HSTS_SECONDS = 3600 if HTTPS else 0
 # includeSubDomains and preload bind every subdomain to HTTPS for months: that is the domain
 # owner's call, not a template's, so their deploy-check warnings are silenced here on purpose.
 SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Pages load scripts, styles and images from this site only; nothing may frame them.
 SECURE_CSP = {
