@@ -44,6 +44,7 @@ fi
 
 cleanup() { COMPOSE_FILE=compose.yaml docker compose down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
+cleanup  # whatever an interrupted earlier run left behind
 
 step "lint"
 scripts/lint.sh
