@@ -29,7 +29,7 @@ def docker(*args: str) -> str:
 
 def enqueue(http: httpx.Client, seconds: float) -> str:
     response = http.post("/api/tasks/", json={"seconds": seconds})
-    assert response.status_code == 202, response.text
+    assert response.status_code == 202, f"{response.status_code}: {response.text[:300]}"
     return response.json()["id"]
 
 
@@ -57,6 +57,33 @@ def inspect(container_id: str) -> dict:
     return json.loads(docker("inspect", container_id))[0]
 
 
-def wait_healthy(timeout: int = 120) -> None:
-    """Brings every service back up and waits until all are healthy."""
-    compose("up", "--detach", "--wait", "--wait-timeout", str(timeout))
+def wait_healthy(*up_options: str, timeout: float = 120) -> None:
+    """Brings every service back up (`docker compose up --detach` with up_options) and waits
+    until all are healthy.
+
+    Not `up --wait`: it gives up at once on a container that is still unhealthy from the fault
+    just injected (nginx, until its next check finds web back), instead of waiting it out.
+    """
+    compose("up", "--detach", *up_options)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {
+            container["Name"]: (
+                container["State"],
+                container.get("Health", ""),
+                container["ExitCode"],
+            )
+            for container in containers()
+        }
+        done = [
+            (state == "running" and health in ("healthy", "")) or (state, code) == ("exited", 0)
+            for state, health, code in states.values()
+        ]
+        if all(done) and any(state == "running" for state, _, _ in states.values()):
+            break
+        assert time.monotonic() < deadline, f"not healthy after {timeout} s: {states}"
+        time.sleep(1)
+    # A healthcheck status can be seconds old: wait for what a visitor sees, too.
+    while httpx.get(f"{STACK_URL}/readyz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, f"/readyz not 200 after {timeout} s"
+        time.sleep(0.5)

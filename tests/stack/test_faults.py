@@ -27,7 +27,7 @@ from helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-NGINX_RESOLVE_SECONDS = 6  # nginx asks Docker's DNS for web's addresses every 5 s
+NGINX_RESOLVE_SECONDS = 4  # nginx asks Docker's DNS for web's addresses every 2 s
 only_once = pytest.mark.skipif(
     VARIANT != "wsgi", reason="independent of the web server: run with the WSGI stack only"
 )
@@ -152,9 +152,9 @@ def test_in_flight_requests_finish_when_web_is_stopped():
 def test_rolling_restart_of_two_web_containers_drops_no_request(http):
     task_id = enqueue(http, 0)
     wait_for_task(http, task_id)
-    compose("up", "--detach", "--wait", "--scale", "web=2", "--no-recreate")
-    # The procedure: one container at a time, and after each (and after scaling) give nginx one
-    # DNS refresh (5 s) to see the current set of web containers.
+    wait_healthy("--scale", "web=2", "--no-recreate")
+    # The procedure: one container at a time, and after each (and after scaling) give nginx a
+    # DNS refresh (every 2 s) to see the current set of web containers.
     time.sleep(NGINX_RESOLVE_SECONDS)
     try:
         first, second = container_ids("web")
@@ -169,7 +169,7 @@ def test_rolling_restart_of_two_web_containers_drops_no_request(http):
         assert load.ok > 50
         assert load.failures == []
     finally:
-        compose("up", "--detach", "--wait", "--scale", "web=1")
+        wait_healthy("--scale", "web=1")
 
 
 def test_bad_gateway_is_a_friendly_page_with_retry_after(http):
@@ -222,17 +222,14 @@ def test_switching_between_wsgi_and_asgi_keeps_the_data(http):
     wsgi_files = os.environ["COMPOSE_FILE"]
     asgi_files = wsgi_files.replace("compose.yaml", "compose.asgi.yaml", 1)
     try:
-        compose_with(asgi_files, "up", "--detach", "--wait")
+        os.environ["COMPOSE_FILE"] = asgi_files
+        wait_healthy()
         assert http.get("/api/info/").json()["interface"] == "asgi"
         assert http.get(f"/api/tasks/{task['id']}/").json() == task
     finally:
-        compose_with(wsgi_files, "up", "--detach", "--wait")
+        os.environ["COMPOSE_FILE"] = wsgi_files
+        wait_healthy()
     assert http.get("/api/info/").json()["interface"] == "wsgi"
-
-
-def compose_with(files: str, *args: str) -> None:
-    environment = {**os.environ, "COMPOSE_FILE": files}
-    subprocess.run(["docker", "compose", *args], env=environment, check=True, capture_output=True)
 
 
 def run_script(name: str, *arguments: str) -> subprocess.CompletedProcess:
