@@ -47,13 +47,6 @@ def publish(run_id: str, state: dict) -> None:
         logger.warning("task %s: progress not published: %s", run_id, error)
 
 
-def subscribers(run_id: str) -> int:
-    """How many streams are listening to a task right now."""
-    client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
-    with client:
-        return dict(client.pubsub_numsub(_channel(run_id)))[_channel(run_id).encode()]
-
-
 def _sse(state: dict) -> str:
     return f"event: {state['status']}\ndata: {json.dumps(state)}\n\n"
 
