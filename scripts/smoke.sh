@@ -7,7 +7,7 @@
 #   --keep      leave the stack running (for the stack tests, or a look around)
 #   --no-build  use the images already built
 # Environment: COMPOSE_PROJECT_NAME (default django-stack-smoke), HTTP_PORT (default 18000),
-# COMPOSE_OVERLAY (extra compose files, colon-separated, e.g. tests/compose.build-ca.yaml).
+# COMPOSE_OVERLAY (extra compose files, colon-separated, e.g. .ci/compose.build-ca.yaml).
 set -Eeuo pipefail
 
 usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }

@@ -29,7 +29,7 @@ export STACK_URL="http://127.0.0.1:$HTTP_PORT"
 # Tasks of a killed worker come back after 20 s instead of 5 minutes (tests/stack/test_faults.py).
 export CELERY_VISIBILITY_TIMEOUT=20
 if [ -n "${BUILD_CA_BUNDLE:-}" ]; then
-  export COMPOSE_OVERLAY=tests/compose.build-ca.yaml
+  export COMPOSE_OVERLAY=.ci/compose.build-ca.yaml
 fi
 
 step() { printf '\n== %s\n' "$*"; }

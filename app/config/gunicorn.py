@@ -77,5 +77,9 @@ loglevel = "info"
 
 
 def post_worker_init(worker) -> None:
-    # Lets the app report the worker class that really serves it (see demo/runtime.py).
-    os.environ["GUNICORN_WORKER_CLASS"] = f"{type(worker).__module__}.{type(worker).__qualname__}"
+    # Lets the app report the worker class that really serves it (core/runtime.py): the public
+    # name it was configured by, or the full path of gunicorn's own classes ("sync").
+    name = worker.cfg.worker_class_str
+    if "." not in name:
+        name = f"{type(worker).__module__}.{type(worker).__qualname__}"
+    os.environ["GUNICORN_WORKER_CLASS"] = name

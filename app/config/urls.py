@@ -4,9 +4,9 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("demo.urls")),
+    path("", include("demo.urls")),  # demo
 ]
 
 # Only with DJANGO_DEBUG=true (otherwise empty): Django serves static files itself, as when
-# developing without nginx. scripts/bench.sh uses it to compare with nginx.
+# running without nginx.
 urlpatterns += staticfiles_urlpatterns()

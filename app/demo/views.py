@@ -11,8 +11,9 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from demo import events, runtime
-from demo.health import readiness
+from core import runtime
+from demo import events
+from core.health import readiness
 from demo.models import TaskRun
 from demo.tasks import BEAT_TICK_CACHE_KEY, sleep_task
 

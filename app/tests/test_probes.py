@@ -1,8 +1,10 @@
+"""The probes every project keeps (core/health.py): /healthz and /readyz."""
+
 import pytest
 from asgiref.sync import iscoroutinefunction
 from django.test import override_settings
 
-from demo.health import HealthCheckMiddleware
+from core.health import HealthCheckMiddleware
 
 pytestmark = pytest.mark.django_db
 
@@ -37,19 +39,6 @@ def test_readyz_is_503_naming_redis_when_redis_is_unreachable(client):
 
 def test_unknown_host_gets_400(client):
     assert client.get("/", HTTP_HOST="evil.example").status_code == 400
-
-
-def test_info_describes_the_interface(client):
-    info = client.get("/api/info/").json()
-    assert info["interface"] == "wsgi"
-    assert set(info) >= {"interface", "server", "worker_class", "python", "django"}
-
-
-def test_status_page_links_hashed_static_files(client):
-    page = client.get("/").content.decode()
-    assert "Django stack" in page
-    assert "/static/demo/status." in page
-    assert "/static/demo/status.css" not in page  # the hashed name, not the original
 
 
 def test_probe_middleware_keeps_an_async_chain_async():

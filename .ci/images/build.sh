@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: tests/images/build.sh [--print-env]
+# Usage: .ci/images/build.sh [--print-env]
 # Builds stand-ins for the official images this stack names (python, postgres, redis, nginx)
 # from Debian trixie packages, for machines that cannot reach a container registry. The
 # stand-ins keep the interface the stack relies on (entrypoint variables, ports, paths, users).
