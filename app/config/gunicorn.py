@@ -65,6 +65,9 @@ graceful_timeout = 20
 # that nginx is about to reuse (ASGI; sync workers do not keep connections).
 keepalive = 75
 forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", "") or attached_networks()
+# The one scheme header nginx sets (and Django trusts, SECURE_PROXY_SSL_HEADER); gunicorn's
+# default also reads X-Forwarded-Ssl and X-Forwarded-Protocol, which nginx clears.
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 # Workers' heartbeat files in memory, not on a disk that may stall them.
 # /dev/shm and /tmp are the container's own tmpfs mounts, shared with no other user.
 worker_tmp_dir = "/dev/shm"  # noqa: S108  # nosec B108
