@@ -250,6 +250,9 @@ LOGGING = {
         },
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
     },
+    "filters": {"request_noise": {"()": "core.log.RequestNoiseAsWarning"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # A bad Host header is the client's mistake (400), not ours: one line, no traceback.
+    "loggers": {"django.security.DisallowedHost": {"filters": ["request_noise"]}},
 }

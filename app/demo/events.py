@@ -1,14 +1,14 @@
 """A task's progress, published by the worker and streamed to browsers as Server-Sent Events.
 
 The worker publishes each state on a Redis channel and also keeps the latest one in a key, so a
-stream that starts late still begins with the current state. Streams read Redis only: under
-ASGI they await it on the event loop and hold no thread while waiting.
+stream that starts late still begins with the current state. Streams read Redis only and await
+it on the event loop: an open stream holds no thread and no database connection.
 """
 
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import redis
 import redis.asyncio
@@ -17,6 +17,8 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 5
+# How long the browser's EventSource waits before it reconnects to a stream that ended.
+RETRY_MS = 1000
 STATE_TTL_SECONDS = 3600
 FINAL_STATUSES = {"succeeded"}
 
@@ -51,12 +53,17 @@ def _sse(state: dict) -> str:
     return f"event: {state['status']}\ndata: {json.dumps(state)}\n\n"
 
 
+def snapshot(state: dict) -> str:
+    """SSE text of one state, telling the browser to ask again in a second (polling)."""
+    return f"retry: {RETRY_MS}\n{_sse(state)}"
+
+
 async def stream(run_id: str, first_state: dict, max_seconds: float) -> AsyncIterator[str]:
     """SSE text for a task, from first_state until it finishes or max_seconds pass.
 
     When the stream ends early, the browser's EventSource reconnects after `retry` ms.
     """
-    yield f"retry: 1000\n{_sse(first_state)}"
+    yield snapshot(first_state)
     if first_state["status"] in FINAL_STATUSES:
         return
     client = redis.asyncio.Redis.from_url(f"{settings.REDIS_URL}/0")
@@ -88,18 +95,3 @@ async def stream(run_id: str, first_state: dict, max_seconds: float) -> AsyncIte
         # Runs when the task ends, and when the client goes away (the stream is cancelled).
         await pubsub.aclose()
         await client.aclose()
-
-
-def stream_sync(run_id: str, first_state: dict, max_seconds: float) -> Iterator[str]:
-    """The same stream for a WSGI worker: it holds the worker's thread for as long as it runs."""
-    loop = asyncio.new_event_loop()
-    events = stream(run_id, first_state, max_seconds)
-    try:
-        while True:
-            try:
-                yield loop.run_until_complete(anext(events))
-            except StopAsyncIteration:
-                return
-    finally:
-        loop.run_until_complete(events.aclose())
-        loop.close()

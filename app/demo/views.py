@@ -1,42 +1,32 @@
 import asyncio
-import json
-import math
 import uuid
 
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from core import runtime
-from demo import events
+from core.api import BadInput, is_json, json_object, number_in_range, whole_number_in_range
 from core.health import readiness
+from demo import events
 from demo.models import TaskRun
 from demo.tasks import BEAT_TICK_CACHE_KEY, sleep_task
 
 MAX_TASK_SECONDS = 60
 MAX_WAIT_MS = 10_000
-# A sync worker is killed after gunicorn's timeout (30 s): end the stream before that and let
-# the browser reconnect. Under ASGI a stream can last as long as the longest task.
-WSGI_STREAM_SECONDS = 20
-ASGI_STREAM_SECONDS = MAX_TASK_SECONDS + 30
-
-
-def _bad_request(message: str, field: str | None = None) -> JsonResponse:
-    body = {"error": message}
-    if field:
-        body["field"] = field
-    return JsonResponse(body, status=400)
+# Under ASGI a stream lasts as long as the longest task, and then some.
+STREAM_SECONDS = MAX_TASK_SECONDS + 30
 
 
 def _not_found() -> JsonResponse:
     return JsonResponse({"error": "No task with this id."}, status=404)
 
 
-@require_GET
+@require_safe
 async def status_page(request: HttpRequest) -> HttpResponse:
     ready, checks = await sync_to_async(readiness)()
     try:
@@ -53,44 +43,36 @@ async def status_page(request: HttpRequest) -> HttpResponse:
     return render(request, "demo/status.html", context)
 
 
-@require_GET
+@require_safe
 async def info(request: HttpRequest) -> JsonResponse:
     return JsonResponse(runtime.describe(request))
 
 
-@require_GET
+@require_safe
 async def wait(request: HttpRequest) -> JsonResponse:
     """Wait `ms` milliseconds of pure I/O. Under ASGI no thread is held while waiting; under
-    WSGI the whole worker is, which is what the benchmark shows."""
-    raw = request.GET.get("ms", "")
-    if not raw.isdecimal() or not 0 <= int(raw) <= MAX_WAIT_MS:
-        return _bad_request(f"ms must be a whole number from 0 to {MAX_WAIT_MS}.", "ms")
-    milliseconds = int(raw)
+    WSGI the whole worker is."""
+    try:
+        milliseconds = whole_number_in_range(request.GET.get("ms", ""), "ms", 0, MAX_WAIT_MS)
+    except BadInput as error:
+        return error.response()
     await asyncio.sleep(milliseconds / 1000)
     return JsonResponse({"interface": runtime.interface(request), "waited_ms": milliseconds})
 
 
 # No session or cookie authorises this endpoint, so there is nothing for CSRF to protect and
-# API clients need no token.
+# API clients need no token. It takes JSON only: a cross-site form or a "simple" fetch() cannot
+# send that without a CORS preflight, which this site never grants.
 @csrf_exempt
 @require_POST
 def create_task(request: HttpRequest) -> JsonResponse:
+    if not is_json(request):
+        return JsonResponse({"error": "Send the body as application/json."}, status=415)
     try:
-        payload = json.loads(request.body)
-    # RecursionError: a hostile body nested thousands of levels deep.
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        return _bad_request("The body must be a JSON object.")
-    if not isinstance(payload, dict):
-        return _bad_request("The body must be a JSON object.")
-    seconds = payload.get("seconds")
-    # bool is an int in Python; true/false are not durations.
-    if (
-        not isinstance(seconds, int | float)
-        or isinstance(seconds, bool)
-        or not math.isfinite(seconds)
-        or not 0 <= seconds <= MAX_TASK_SECONDS
-    ):
-        return _bad_request(f"seconds must be a number from 0 to {MAX_TASK_SECONDS}.", "seconds")
+        payload = json_object(request.body)
+        seconds = number_in_range(payload.get("seconds"), "seconds", 0, MAX_TASK_SECONDS)
+    except BadInput as error:
+        return error.response()
 
     run = TaskRun.objects.create(seconds=seconds)
     # Enqueue only once the row is committed, so the worker always finds it.
@@ -105,23 +87,45 @@ def _get_run(task_id: str) -> TaskRun | None:
         return None
 
 
-@require_GET
+@require_safe
 def task_detail(request: HttpRequest, task_id: str) -> JsonResponse:
     run = _get_run(task_id)
     return JsonResponse(run.as_json()) if run else _not_found()
 
 
-@require_GET
-def task_events(request: HttpRequest, task_id: str) -> HttpResponse:
-    """Server-Sent Events: the task's state now, then each change until it finishes."""
-    run = _get_run(task_id)
-    if run is None:
+def _task_state(task_id: str, release_connection: bool) -> dict | None:
+    """The task's state, for its event stream.
+
+    With release_connection the database connection is given back at once: Django gives it back
+    only when the response ends, so each open stream would hold one of the worker's few pooled
+    connections, and a handful of listeners would starve every other request.
+    """
+    try:
+        run = _get_run(task_id)
+        return None if run is None else run.as_json()
+    finally:
+        if release_connection:
+            connection.close()
+
+
+@require_safe
+async def task_events(request: HttpRequest, task_id: str) -> HttpResponse:
+    """Server-Sent Events: the task's state now, then, under ASGI, each change until it ends.
+
+    Under WSGI a stream would hold a whole sync worker for its life, and a few listeners would
+    take the site down. So a sync deployment answers with the current state and a `retry` hint
+    and ends the response: the browser's EventSource reconnects a second later, polling.
+    """
+    asgi = runtime.interface(request) == "asgi"
+    state = await sync_to_async(_task_state)(task_id, release_connection=asgi)
+    if state is None:
         return _not_found()
-    if runtime.interface(request) == "asgi":
-        body = events.stream(str(run.id), run.as_json(), ASGI_STREAM_SECONDS)
+    if asgi and request.method != "HEAD":
+        response = StreamingHttpResponse(
+            events.stream(state["id"], state, STREAM_SECONDS), content_type="text/event-stream"
+        )
     else:
-        body = events.stream_sync(str(run.id), run.as_json(), WSGI_STREAM_SECONDS)
-    response = StreamingHttpResponse(body, content_type="text/event-stream")
+        response = HttpResponse(events.snapshot(state), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # nginx passes each event on as it comes instead of buffering the response.
     response["X-Accel-Buffering"] = "no"

@@ -11,7 +11,24 @@ from demo.tasks import sleep_task
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("ms", ["", "abc", "-1", "10001", "1.5", "99999999999999999999"])
+@pytest.mark.parametrize(
+    "ms",
+    [
+        "",
+        "abc",
+        "-1",
+        "-0",
+        "+5",
+        " 5",
+        "1e3",
+        "10001",
+        "1.5",
+        "99999999999999999999",
+        "9" * 5000,
+        "\u0661\u0662",  # Arabic-Indic digits: isdecimal() says yes, they are not ours
+        "\uff15",  # a fullwidth 5
+    ],
+)
 def test_wait_validates_ms(client, ms):
     response = client.get("/api/wait/", {"ms": ms})
     assert response.status_code == 400
@@ -39,9 +56,28 @@ def test_events_of_a_finished_task_are_one_event_then_the_end(client):
     response = client.get(f"/api/tasks/{run.id}/events/")
     assert response["Content-Type"] == "text/event-stream"
     assert response["X-Accel-Buffering"] == "no"
-    body = b"".join(response.streaming_content).decode()
+    body = response.content.decode()
     assert body.count("event: ") == 1
     assert "event: succeeded" in body
+
+
+def test_under_wsgi_events_answer_at_once_and_the_browser_polls(client):
+    """A sync worker never holds a stream: one event, a retry hint, and the response ends."""
+    run = TaskRun.objects.create(seconds=30)
+    response = client.get(f"/api/tasks/{run.id}/events/")
+    assert not response.streaming
+    body = response.content.decode()
+    assert body.startswith("retry: 1000\n")
+    assert body.count("event: ") == 1
+    assert "event: queued" in body
+
+
+def test_head_of_events_answers_headers_only(client):
+    run = TaskRun.objects.create(seconds=30)
+    response = client.head(f"/api/tasks/{run.id}/events/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    assert response.content == b""
 
 
 def test_events_of_an_unknown_task_get_404(client):

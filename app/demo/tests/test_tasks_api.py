@@ -41,12 +41,34 @@ def test_post_records_the_run_and_enqueues_it_on_the_broker(
         '{"seconds": true}',
         '{"seconds": null}',
         '{"seconds": 1e999}',
+        '{"seconds": 1E400}',
+        '{"seconds": NaN}',
+        '{"seconds": Infinity}',
+        '{"seconds": -Infinity}',
+        '{"seconds": 1' + "0" * 400 + "}",
+        '{"seconds": ' + "9" * 5000 + "}",
+        '{"seconds": 0.' + "1" * 5000 + "}",
+        '{"seconds": [1]}',
     ],
 )
-def test_invalid_seconds_gets_400_naming_the_field(client, body):
+def test_invalid_seconds_gets_400(client, body):
     response = post_json(client, body)
     assert response.status_code == 400
-    assert response.json()["field"] == "seconds"
+    assert response.json()["error"]
+    assert not TaskRun.objects.exists()
+
+
+@pytest.mark.parametrize("body", ['{"seconds": -0}', '{"seconds": -0.0}', '{"seconds": 6e1}'])
+def test_neighbours_of_valid_numbers_are_accepted(client, body):
+    assert post_json(client, body).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_a_body_that_is_not_declared_json_gets_415(client, content_type):
+    response = client.post("/api/tasks/", data='{"seconds": 1}', content_type=content_type)
+    assert response.status_code == 415
     assert not TaskRun.objects.exists()
 
 
@@ -65,6 +87,14 @@ def test_unknown_or_malformed_task_id_gets_404(client):
 def test_wrong_methods_get_405(client):
     assert client.get("/api/tasks/").status_code == 405
     assert client.post("/api/info/").status_code == 405
+
+
+def test_head_works_wherever_get_does(client):
+    run = TaskRun.objects.create(seconds=0)
+    for path in ("/", "/api/info/", "/api/wait/?ms=1", f"/api/tasks/{run.id}/"):
+        response = client.head(path)
+        assert response.status_code == 200, path
+        assert response.content == b"", path
 
 
 def test_the_task_records_its_worker_and_outcome(client):
