@@ -34,6 +34,8 @@ def describe(request: HttpRequest) -> dict[str, str | None]:
     current_interface = interface(request)
     return {
         "interface": current_interface,
+        # "https" once Django trusts the proxy's X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER).
+        "scheme": request.scheme,
         "server": server_software(),
         # Set by the post_worker_init hook in config/gunicorn.py, in the worker process itself.
         "worker_class": os.environ.get("GUNICORN_WORKER_CLASS", "unknown"),

@@ -33,20 +33,33 @@ def _state_key(run_id: str) -> str:
     return f"demo:task-state:{run_id}"
 
 
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:  # created lazily, in each process after the fork
+        _client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
+    return _client
+
+
 def publish(run_id: str, state: dict) -> None:
     """Record and announce a task's new state (called by the worker).
 
     Best effort: progress is a courtesy to listeners, so a Redis hiccup must not fail the task.
     """
-    global _client
-    if _client is None:  # created lazily, in each worker process after the fork
-        _client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
     message = json.dumps(state)
     try:
-        _client.set(_state_key(run_id), message, ex=STATE_TTL_SECONDS)
-        _client.publish(_channel(run_id), message)
+        _redis().set(_state_key(run_id), message, ex=STATE_TTL_SECONDS)
+        _redis().publish(_channel(run_id), message)
     except redis.RedisError as error:
         logger.warning("task %s: progress not published: %s", run_id, error)
+
+
+def latest(run_id: str, recorded: dict) -> dict:
+    """The latest state the worker published (with its progress), else the recorded one."""
+    try:
+        message = _redis().get(_state_key(run_id))
+    except redis.RedisError:
+        return recorded
+    return json.loads(message) if message else recorded
 
 
 def _sse(state: dict) -> str:

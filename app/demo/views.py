@@ -125,6 +125,7 @@ async def task_events(request: HttpRequest, task_id: str) -> HttpResponse:
             events.stream(state["id"], state, STREAM_SECONDS), content_type="text/event-stream"
         )
     else:
+        state = await sync_to_async(events.latest)(state["id"], state)
         response = HttpResponse(events.snapshot(state), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # nginx passes each event on as it comes instead of buffering the response.
