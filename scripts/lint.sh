@@ -2,46 +2,46 @@
 # Usage: scripts/lint.sh
 # Every static check, one line each: ruff (lint, format), shellcheck, hadolint (Dockerfiles),
 # compose-lint (compose files, accepted findings in .compose-lint.yml), gixy (the rendered nginx
-# config) and bandit (the Django code). Exits non-zero if any fails.
+# config) and bandit (the Django code). The tools are pinned in tests/requirements.txt and run
+# through uv. Exits non-zero if any check fails.
 set -Eeuo pipefail
 
-case ${1:-} in -h | --help) sed -n '2,5s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
-cd "$(dirname "$0")/.."
+case ${1:-} in -h | --help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-failures=0
 run() {
   local name=$1 output
   shift
-  if output=$("$@" 2>&1); then
-    printf 'ok    %s\n' "$name"
-  else
-    printf 'FAIL  %s\n%s\n' "$name" "$output"
-    failures=$((failures + 1))
-  fi
+  if output=$("$@" 2>&1); then ok "$name"; else fail "$name" $'\n'"$output"; fi
 }
 
-# gixy reads one configuration tree: the nginx.conf of the image with the site rendered into it.
+# gixy reads one configuration tree: the image's nginx.conf with the site rendered into it, as
+# the image's entrypoint renders it (the template's ${NGINX_*} variables from compose's values).
 gixy_rendered() {
-  local tree
+  local tree file
   tree=$(mktemp -d)
   trap 'rm -rf "$tree"' RETURN
-  # shellcheck disable=SC2016 # the variable list is envsubst's argument, not for the shell
-  NGINX_CLIENT_MAX_BODY_SIZE=10m envsubst '${NGINX_CLIENT_MAX_BODY_SIZE}' \
-    <nginx/templates/default.conf.template >"$tree/default.conf"
-  cp nginx/security-headers.conf "$tree/"
-  sed "s|/etc/nginx/conf.d/\*.conf|$tree/default.conf|" nginx/nginx.conf >"$tree/nginx.conf"
-  sed -i "s|/etc/nginx/security-headers.conf|$tree/security-headers.conf|" "$tree/default.conf"
+  NGINX_CLIENT_MAX_BODY_SIZE=10m python3 -c '
+import os, re, sys
+sys.stdout.write(re.sub(r"\$\{(NGINX_\w+)\}", lambda m: os.environ[m.group(1)], sys.stdin.read()))
+' <nginx/templates/default.conf.template >"$tree/default.conf"
+  cp nginx/*.conf "$tree/"
+  for file in "$tree"/*.conf; do
+    sed -i -e "s|/etc/nginx/conf.d/\*.conf|$tree/default.conf|" \
+      -e "s|/etc/nginx/\([a-z-]*\.conf\)|$tree/\1|g" "$file"
+  done
   # host_spoofing: Host is passed with its port on purpose; see the template's comment.
-  gixy --skips host_spoofing "$tree/nginx.conf"
+  tools gixy --skips host_spoofing "$tree/nginx.conf"
 }
 
-run "ruff check" ruff check .
-run "ruff format" ruff format --check .
-run "shellcheck" sh -c "git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck"
-run "hadolint" sh -c "git ls-files -z '*Dockerfile' | xargs -0 hadolint --failure-threshold warning"
-run "compose-lint compose.yaml" compose-lint check --fail-on medium --strict-config compose.yaml
-run "compose-lint compose.asgi.yaml" compose-lint check --fail-on medium --strict-config compose.asgi.yaml
+run "ruff check" tools ruff check .
+run "ruff format" tools ruff format --check .
+run "shellcheck" sh -c "git ls-files -z '*.sh' .ci/run | xargs -0 uv run --quiet --no-project --with-requirements tests/requirements.txt -- shellcheck --external-sources --source-path=SCRIPTDIR"
+run "hadolint" sh -c "git ls-files -z '*Dockerfile' | xargs -0 uv run --quiet --no-project --with-requirements tests/requirements.txt -- hadolint --failure-threshold warning"
+run "compose-lint compose.yaml" tools compose-lint check --fail-on medium --strict-config compose.yaml
+run "compose-lint compose.asgi.yaml" tools compose-lint check --fail-on medium --strict-config compose.asgi.yaml
 run "gixy nginx" gixy_rendered
-run "bandit app" bandit --quiet --recursive app --exclude app/tests
+run "bandit app" tools bandit --quiet --recursive app --exclude app/tests,app/demo/tests
 
 [ "$failures" -eq 0 ] || { echo "$failures lint check(s) failed"; exit 1; }

@@ -1,48 +1,55 @@
 #!/usr/bin/env bash
 # Usage: scripts/test.sh [--quick]
 # The project's test command. In order, stopping at the first failure:
-#   1. lint: scripts/lint.sh (ruff, shellcheck, hadolint, compose-lint, gixy, bandit)
+#   1. lint: scripts/lint.sh
 #   2. compose: `docker compose config` of each variant
-#   3. unit: the Django test suite in the app image, against real Postgres and Redis
-#   4. stack: for WSGI, then ASGI: scripts/smoke.sh --keep, then the pytest stack tests through
-#      nginx, then the stack is removed with its volumes
-# --quick: the WSGI stack only.
-# Needs docker (with compose), curl, python3, uv, envsubst and the linters (.ci/run installs all). Runs under its own compose
-# project (COMPOSE_PROJECT_NAME, default django-stack-test) on HTTP_PORT (default 18000).
-# BUILD_CA_BUNDLE: a CA file for image builds behind a TLS-intercepting proxy.
+#   3. unit: the Django tests in the app's test image, against real Postgres and Redis
+#   4. stack: for WSGI, then ASGI: scripts/smoke.sh --keep, then every tests/stack/test_*.py
+#      through nginx, then the stack is removed with its volumes
+#   5. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
+# --quick: steps 1 to 4, WSGI only.
+# Needs docker with compose v2, uv, python3 and curl; uv fetches the pinned linters and test
+# tools itself (tests/requirements.txt). Runs under its own compose project
+# (COMPOSE_PROJECT_NAME, default django-stack-test) on HTTP_PORT (default 18000), with the
+# defaults of .env.example whatever your .env says. BUILD_CA_BUNDLE: a CA file for image builds
+# behind a TLS-intercepting proxy.
 set -Eeuo pipefail
 
-usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
-
-variants=(wsgi asgi)
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+variants=(wsgi asgi) quick=false
 case ${1:-} in
   "") ;;
-  --quick) variants=(wsgi) ;;
+  --quick) variants=(wsgi) quick=true ;;
   -h | --help) usage ;;
   *) usage 2 ;;
 esac
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
-cd "$(dirname "$0")/.."
+missing=()
+for tool in docker uv python3 curl; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing: ${missing[*]} (the README's Tests section says what the test command needs)" >&2
+  exit 2
+fi
+
+# The product's documented defaults, not a developer's .env or exported settings. The *_IMAGE
+# variables stay: they choose where images come from, not how the stack behaves.
+while read -r name; do unset "$name"; done < <(sed -n 's/^#* *\([A-Z][A-Z0-9_]*\)=.*/\1/p' .env.example | grep -v '_IMAGE$')
+export COMPOSE_ENV_FILES=$repo_root/.env.example
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-django-stack-test}
-export HTTP_PORT=${HTTP_PORT:-18000}
+export HTTP_PORT=${TEST_HTTP_PORT:-18000}
 export STACK_URL="http://127.0.0.1:$HTTP_PORT"
 # Tasks of a killed worker come back after 20 s instead of 5 minutes (tests/stack/test_faults.py).
 export CELERY_VISIBILITY_TIMEOUT=20
+# A harness need, not the product's: behind a TLS-intercepting proxy the image builds get its CA.
 if [ -n "${BUILD_CA_BUNDLE:-}" ]; then
   export COMPOSE_OVERLAY=.ci/compose.build-ca.yaml
 fi
 
-step() { printf '\n== %s\n' "$*"; }
-missing=()
-for tool in docker curl python3 uv envsubst ruff shellcheck hadolint compose-lint gixy bandit; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "missing tools: ${missing[*]} (.ci/run shows how to install them)" >&2
-  exit 2
-fi
-
-cleanup() { COMPOSE_FILE=compose.yaml docker compose down --volumes --remove-orphans >/dev/null 2>&1 || true; }
+cleanup() { COMPOSE_FILE=compose.yaml docker compose --profile test down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup  # whatever an interrupted earlier run left behind
 
@@ -52,27 +59,29 @@ scripts/lint.sh
 step "compose config"
 for file in compose.yaml compose.asgi.yaml; do
   docker compose -f "$file" config --quiet
-  echo "ok    $file"
+  ok "$file"
 done
 
 step "unit tests (app image, real Postgres and Redis)"
-export COMPOSE_FILE="compose.yaml${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
+COMPOSE_FILE=$(compose_files wsgi)
+export COMPOSE_FILE
 docker compose --profile test build --quiet
 docker compose --profile test run --rm test
-docker compose --profile test down --volumes --remove-orphans >/dev/null 2>&1
+cleanup
 
 for variant in "${variants[@]}"; do
   step "stack: $variant"
   smoke_options=(--keep --no-build)
   [ "$variant" = asgi ] && smoke_options+=(--asgi)
   scripts/smoke.sh "${smoke_options[@]}"
-  base=compose.yaml
-  [ "$variant" = asgi ] && base=compose.asgi.yaml
-  COMPOSE_FILE="$base${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}" STACK_VARIANT=$variant \
-    uv run --quiet --no-project --with-requirements tests/requirements.txt \
-    pytest -p no:cacheprovider -q tests/stack/test_site.py tests/stack/test_async.py \
-    tests/stack/test_hostile.py tests/stack/test_operations.py tests/stack/test_faults.py
-  docker compose down --volumes --remove-orphans >/dev/null 2>&1
+  COMPOSE_FILE=$(compose_files "$variant") STACK_VARIANT=$variant \
+    tools pytest -p no:cacheprovider -q -rs tests/stack
+  cleanup
 done
+
+if [ "$quick" = false ]; then
+  step "template: scripts/init.sh in a copy"
+  tests/template.sh
+fi
 
 step "all tests passed"

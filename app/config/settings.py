@@ -157,7 +157,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.5,
     "interval_max": 0.5,
 }
-# No result backend: a task that has an outcome to keep records it itself (as the demo's do).
+# No result backend: a task with an outcome worth keeping records it itself.
 CELERY_TASK_IGNORE_RESULT = True
 # A task is acknowledged after it ran, so a worker that dies mid-task leaves it to be redelivered.
 CELERY_TASK_ACKS_LATE = True
@@ -169,6 +169,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "core.beat.HeartbeatScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_BEAT_SCHEDULE = {
+    # "name": {"task": "app.tasks.function", "schedule": seconds or celery.schedules.crontab},
     "demo-beat-tick": {"task": "demo.tasks.beat_tick", "schedule": 30.0},  # demo
 }
 

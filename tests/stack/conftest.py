@@ -2,15 +2,59 @@
 
 They talk to it as a user would, through nginx's published port, and use `docker compose` for
 what only an operator can see.
+
+Markers: `demo` tests need the demo app and are skipped once scripts/init.sh --no-demo removed
+it; in a module marked `no_5xx`, no request may get a 5xx from nginx (its access log is read
+when the module ends); `disruptive` modules break the stack on purpose and run last.
 """
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
-from helpers import STACK_URL
+from helpers import STACK_URL, log_lines
+
+DEMO_INSTALLED = (Path(__file__).resolve().parents[2] / "app" / "demo").is_dir()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "demo: needs the demo app (app/demo/)")
+    config.addinivalue_line("markers", "no_5xx: no request of the module may get a 5xx")
+    config.addinivalue_line("markers", "disruptive: breaks the stack on purpose; runs last")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: "disruptive" in item.keywords)  # stable: file order otherwise
+    if DEMO_INSTALLED:
+        return
+    skip = pytest.mark.skip(reason="the demo app was removed (scripts/init.sh --no-demo)")
+    for item in items:
+        if "demo" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
 def http():
     with httpx.Client(base_url=STACK_URL, timeout=10) as client:
         yield client
+
+
+def server_errors(since: str) -> list[dict]:
+    """The requests nginx answered with a 5xx since the given time (RFC 3339)."""
+    lines = log_lines("nginx", since)
+    entries = [json.loads(line) for line in lines if line.startswith('{"time"')]
+    return [entry for entry in entries if entry["status"] >= 500]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_server_errors(request):
+    if not request.node.get_closest_marker("no_5xx"):
+        yield
+        return
+    since = datetime.now(UTC).isoformat()
+    yield
+    errors = server_errors(since)
+    assert not errors, f"{len(errors)} requests got a 5xx from nginx: {errors[:5]}"

@@ -87,3 +87,9 @@ def wait_healthy(*up_options: str, timeout: float = 120) -> None:
     while httpx.get(f"{STACK_URL}/readyz", timeout=10).status_code != 200:
         assert time.monotonic() < deadline, f"/readyz not 200 after {timeout} s"
         time.sleep(0.5)
+
+
+def log_lines(service: str, since: str) -> list[str]:
+    """A service's log lines since a time (RFC 3339), without compose's terminal escapes."""
+    output = compose("logs", "--no-color", "--no-log-prefix", "--since", since, service).stdout
+    return [line.removeprefix("\x1b[2K") for line in output.splitlines()]

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Usage: tests/template.sh
+# Proves scripts/init.sh on a temporary copy of the repository (the files git knows of, as they
+# are in the work tree): a bad NAME changes nothing; `init.sh template-check --no-demo` renames
+# the project and removes the demo, and a second run changes nothing more; then the renamed
+# project passes lint, its unit tests and scripts/smoke.sh (up --wait; /healthz, /readyz and the
+# styled /admin/ through nginx). Uses the compose project template-check on port 18090.
+set -Eeuo pipefail
+
+case ${1:-} in -h | --help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
+# shellcheck source=../scripts/lib.sh
+source "$(dirname "$0")/../scripts/lib.sh"
+
+copy=$(mktemp -d)
+export COMPOSE_PROJECT_NAME=template-check HTTP_PORT=18090
+cleanup() {
+  (cd "$copy" && docker compose --profile test down --volumes --remove-orphans >/dev/null 2>&1) || true
+  rm -rf "$copy"
+}
+trap cleanup EXIT
+
+git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$copy"
+cd "$copy"
+git init --quiet && git add --all  # lint.sh lists the files to check with git
+snapshot() { find . -path ./.git -prune -o -type f -print0 | sort -z | xargs -0 sha256sum; }
+
+before=$(snapshot)
+if scripts/init.sh 'Bad Name!' >/dev/null 2>&1; then fail "init.sh refuses a bad NAME" "it accepted 'Bad Name!'"; fi
+check "a bad NAME changes nothing" "files changed" test "$before" = "$(snapshot)"
+
+scripts/init.sh template-check --no-demo
+check "demo removed" "app/demo/ is still there" test ! -e app/demo
+check "no demo left in app/config/" "$(grep -rn demo app/config/ || true)" \
+  sh -c '! grep -rqw demo app/config/'
+for file in compose.yaml compose.asgi.yaml .env.example app/pyproject.toml app/uv.lock app/Dockerfile; do
+  check "renamed in $file" "still says django-stack" sh -c "grep -q template-check $file && ! grep -q django-stack $file"
+done
+after=$(snapshot)
+scripts/init.sh template-check --no-demo >/dev/null
+check "a second run changes nothing" "files changed" test "$after" = "$(snapshot)"
+[ "$failures" -eq 0 ] || exit 1
+
+# The renamed project, as its owner would test it; APP_IMAGE comes from its new default.
+unset APP_IMAGE
+COMPOSE_FILE=$(compose_files wsgi)
+export COMPOSE_FILE
+scripts/lint.sh
+docker compose --profile test build --quiet
+docker compose --profile test run --rm test
+docker compose --profile test down --volumes --remove-orphans >/dev/null 2>&1
+scripts/smoke.sh
+label=$(docker image inspect --format '{{index .Config.Labels "org.opencontainers.image.title"}}' template-check-app:local)
+check "the image is template-check-app:local, labelled template-check" "label '$label'" test "$label" = template-check
+[ "$failures" -eq 0 ]
