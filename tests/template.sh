@@ -19,7 +19,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$copy"
+# The files git knows of (committed or new), as they are in the work tree; deleted ones not.
+git ls-files -z --cached --others --exclude-standard \
+  | while IFS= read -r -d '' file; do [ -e "$file" ] && printf '%s\0' "$file"; done \
+  | xargs -0 cp --parents -t "$copy"
 cd "$copy"
 git init --quiet && git add --all  # lint.sh lists the files to check with git
 snapshot() { find . -path ./.git -prune -o -type f -print0 | sort -z | xargs -0 sha256sum; }

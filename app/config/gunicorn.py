@@ -16,16 +16,42 @@ from marshmallow.validate import OneOf
 env = Env(expand_vars=False)
 
 
-def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
-    """The CPUs this container may use: its CPU set, capped by a cgroup CPU quota if one is set."""
-    cpus = os.process_cpu_count() or 1
-    try:  # cgroup v2: "max 100000" or "<quota> <period>"
-        quota, period = cpu_max.read_text().split()
-        if quota != "max":
-            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cpu_quota(cgroup: Path = CGROUP) -> float | None:
+    """The container's CPU quota in CPUs (1.5 for "--cpus 1.5"), or None if it has none.
+
+    cgroup v2 keeps it in cpu.max ("<quota> <period>" or "max <period>"); cgroup v1 in the cpu
+    controller's cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us.
+    """
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
+    try:
+        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota <= 0 or period <= 0 else quota / period
+
+
+def available_cpus(cgroup: Path = CGROUP) -> int:
+    """The CPUs this container may use: its CPU set, capped by its CPU quota (rounded up)."""
+    cpus = os.process_cpu_count() or 1
+    if (quota := cpu_quota(cgroup)) is not None:
+        cpus = min(cpus, math.ceil(quota))
     return max(cpus, 1)
+
+
+def default_workers(interface: str, cpus: int) -> int:
+    if interface == "asgi":
+        # One event loop per CPU serves many requests at once.
+        return cpus
+    # gunicorn's rule of thumb for sync workers: (2 x CPUs) + 1.
+    return 2 * cpus + 1
 
 
 def attached_networks(route_table: Path = Path("/proc/net/route")) -> str:
@@ -48,16 +74,12 @@ interface = env.str("SERVER_INTERFACE", "wsgi", validate=OneOf(["wsgi", "asgi"])
 if interface == "asgi":
     wsgi_app = "config.asgi:application"
     worker_class = "uvicorn_worker.UvicornWorker"
-    # One event loop per CPU serves many requests at once.
-    default_workers = available_cpus()
 else:
     wsgi_app = "config.wsgi:application"
     worker_class = "sync"
-    # gunicorn's rule of thumb for sync workers: (2 x CPUs) + 1.
-    default_workers = 2 * available_cpus() + 1
 
 bind = "0.0.0.0:8000"
-workers = env.int("WEB_CONCURRENCY", default_workers)
+workers = env.int("WEB_CONCURRENCY", default_workers(interface, available_cpus()))
 timeout = 30
 # Shorter than compose's stop_grace_period, so in-flight requests finish before a SIGKILL.
 graceful_timeout = 20
@@ -77,6 +99,33 @@ control_socket = "/tmp/gunicorn.ctl"  # noqa: S108  # nosec B108
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+# With DJANGO_LOG_FORMAT=json (the default), gunicorn's own lines (and uvicorn's, which its
+# worker sends to the same handlers) are one JSON object per line, like Django's: the same
+# formatter as LOGGING in config/settings.py.
+log_format = env.str("DJANGO_LOG_FORMAT", "json", validate=OneOf(["json", "text"]))
+if log_format == "json":
+    logconfig_dict = {
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            },
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+            # A logging config turns gunicorn's access log on: it stays off (nginx logs requests).
+            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        },
+    }
 
 
 def post_worker_init(worker) -> None:

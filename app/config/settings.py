@@ -147,8 +147,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300, validate=Range(min=1)),
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
-    # While Redis restarts, each connection attempt fails within 2 s instead of hanging.
+    # While Redis restarts, each connection attempt fails within 2 s instead of hanging, and
+    # attempts go on for 15 s (kombu gives up after its connect timeout, 5 s by default, whatever
+    # the publish retry policy below says).
     "socket_connect_timeout": 2,
+    "connect_retries_timeout": 15,
 }
 # While Redis restarts, enqueueing waits for it (up to about 15 s) instead of failing.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

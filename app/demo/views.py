@@ -17,7 +17,9 @@ from demo.models import TaskRun
 from demo.tasks import BEAT_TICK_CACHE_KEY, sleep_task
 
 MAX_TASK_SECONDS = 60
-MAX_WAIT_MS = 10_000
+# Below gunicorn's 30 s worker timeout, above Docker's 10 s default stop timeout (so a
+# graceful-stop test can hold requests past it).
+MAX_WAIT_MS = 15_000
 # Under ASGI a stream lasts as long as the longest task, and then some.
 STREAM_SECONDS = MAX_TASK_SECONDS + 30
 

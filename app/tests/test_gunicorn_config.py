@@ -1,35 +1,96 @@
-"""The parts of config/gunicorn.py that read the container: CPU limits and attached networks."""
+"""config/gunicorn.py: the worker count it derives from the container's CPUs, its logging, and
+the networks it trusts."""
 
 import importlib.util
+import json
+import logging.config
+import os
+import pathlib
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "gunicorn.py"
 
 
 def load_config(monkeypatch, **environment):
     for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location("gunicorn_config", CONFIG_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_wsgi_by_default_with_sync_workers(monkeypatch):
-    monkeypatch.delenv("SERVER_INTERFACE", raising=False)
-    config = load_config(monkeypatch, WEB_CONCURRENCY="3")
-    assert config.wsgi_app == "config.wsgi:application"
-    assert config.worker_class == "sync"
-    assert config.workers == 3
+@pytest.fixture
+def machine(monkeypatch):
+    """An 8-CPU machine whose cgroup files say what the test writes into `files`.
+
+    The real paths the config reads are faked (not passed in), so a wrong path fails the tests.
+    """
+    files: dict[str, str] = {}
+    real_read_text = pathlib.Path.read_text
+
+    def read_text(path, *args, **kwargs):
+        if str(path).startswith("/sys/fs/cgroup/"):
+            if str(path) not in files:
+                raise FileNotFoundError(str(path))
+            return files[str(path)]
+        return real_read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "process_cpu_count", lambda: 8)
+    monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+    return files
 
 
-def test_asgi_uses_uvicorns_worker(monkeypatch):
-    config = load_config(monkeypatch, SERVER_INTERFACE="asgi")
-    assert config.wsgi_app == "config.asgi:application"
-    assert config.worker_class == "uvicorn_worker.UvicornWorker"
-    assert config.workers == config.available_cpus()
+CGROUP_V2_QUOTA = {"/sys/fs/cgroup/cpu.max": "150000 100000\n"}
+CGROUP_V1_QUOTA = {
+    "/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "150000\n",
+    "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n",
+}
+CGROUP_V2_NO_QUOTA = {"/sys/fs/cgroup/cpu.max": "max 100000\n"}
+CGROUP_V1_NO_QUOTA = {
+    "/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
+    "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("cgroup_files", "wsgi_workers", "asgi_workers"),
+    [
+        # 8 CPUs, a quota of 1.5 CPUs: 2 CPUs' worth of workers.
+        pytest.param(CGROUP_V2_QUOTA, 5, 2, id="cgroup-v2-quota"),
+        pytest.param(CGROUP_V1_QUOTA, 5, 2, id="cgroup-v1-quota"),
+        # No quota: every CPU counts.
+        pytest.param(CGROUP_V2_NO_QUOTA, 17, 8, id="cgroup-v2-unlimited"),
+        pytest.param(CGROUP_V1_NO_QUOTA, 17, 8, id="cgroup-v1-unlimited"),
+        pytest.param({}, 17, 8, id="no-cgroup-files"),
+    ],
+)
+def test_worker_count_follows_the_cpus_and_the_cpu_quota(
+    monkeypatch, machine, cgroup_files, wsgi_workers, asgi_workers
+):
+    machine.update(cgroup_files)
+    wsgi = load_config(monkeypatch, SERVER_INTERFACE=None, WEB_CONCURRENCY=None)
+    assert (wsgi.worker_class, wsgi.workers) == ("sync", wsgi_workers)
+    asgi = load_config(monkeypatch, SERVER_INTERFACE="asgi", WEB_CONCURRENCY=None)
+    assert (asgi.worker_class, asgi.workers) == ("uvicorn_worker.UvicornWorker", asgi_workers)
+
+
+def test_web_concurrency_overrides_the_derived_count(monkeypatch, machine):
+    machine.update(CGROUP_V2_QUOTA)
+    assert load_config(monkeypatch, SERVER_INTERFACE=None, WEB_CONCURRENCY="3").workers == 3
+
+
+def test_wsgi_by_default_asgi_on_request(monkeypatch):
+    wsgi = load_config(monkeypatch, SERVER_INTERFACE=None)
+    assert (wsgi.wsgi_app, wsgi.worker_class) == ("config.wsgi:application", "sync")
+    asgi = load_config(monkeypatch, SERVER_INTERFACE="asgi")
+    assert asgi.wsgi_app == "config.asgi:application"
 
 
 def test_unknown_interface_is_refused_by_name(monkeypatch):
@@ -37,13 +98,39 @@ def test_unknown_interface_is_refused_by_name(monkeypatch):
         load_config(monkeypatch, SERVER_INTERFACE="cgi")
 
 
-def test_cpu_quota_caps_the_cpu_count(monkeypatch, tmp_path):
+def test_graceful_timeout_and_keepalive_bounds(monkeypatch):
     config = load_config(monkeypatch)
-    cpu_max = tmp_path / "cpu.max"
-    cpu_max.write_text("50000 100000\n")  # half a CPU
-    assert config.available_cpus(cpu_max) == 1
-    cpu_max.write_text("max 100000\n")
-    assert config.available_cpus(cpu_max) >= 1
+    # In-flight requests get less than compose's 30 s stop_grace_period to finish (checked
+    # against the real compose file in tests/stack/).
+    assert 0 < config.graceful_timeout < 30
+    # nginx keeps idle upstream connections 60 s (its default keepalive_timeout).
+    assert config.keepalive > 60
+
+
+def test_json_log_format_makes_gunicorn_log_one_json_object_per_line(monkeypatch, capsys):
+    config = load_config(monkeypatch, DJANGO_LOG_FORMAT=None)
+    assert config.logconfig_dict, "gunicorn logs plain text by default"
+    # gunicorn lays its logconfig_dict over its own defaults, one top-level key at a time.
+    from gunicorn.glogging import CONFIG_DEFAULTS
+
+    logging.config.dictConfig({**CONFIG_DEFAULTS, **config.logconfig_dict})
+    try:
+        logging.getLogger("gunicorn.error").info("Booting worker with pid: %s", 7)
+        logging.getLogger("gunicorn.access").info("GET / 200")
+        lines = capsys.readouterr().err.splitlines()
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+        for name in ("gunicorn.error", "gunicorn.access"):
+            logging.getLogger(name).handlers.clear()
+    assert len(lines) == 1, lines  # the access log stays off
+    line = json.loads(lines[0])
+    assert line["message"] == "Booting worker with pid: 7"
+    assert (line["level"], line["logger"]) == ("INFO", "gunicorn.error")
+
+
+def test_text_log_format_keeps_gunicorns_own_format(monkeypatch):
+    config = load_config(monkeypatch, DJANGO_LOG_FORMAT="text")
+    assert not getattr(config, "logconfig_dict", None)
 
 
 def test_trusted_proxies_are_the_attached_networks(monkeypatch, tmp_path):

@@ -1,3 +1,5 @@
+import stat
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -41,3 +43,13 @@ def test_a_placeholder_from_the_environment_is_refused_by_name(tmp_path, clean_e
     clean_environment.setenv("POSTGRES_PASSWORD", "changeme-changeme-changeme")
     with pytest.raises(ImproperlyConfigured, match="POSTGRES_PASSWORD"):
         init_secrets(tmp_path)
+
+
+def test_secret_files_are_read_only_for_everyone(tmp_path, clean_environment):
+    clean_environment.setenv("REDIS_PASSWORD", "a-chosen-redis-pass-0123456789")
+    init_secrets(tmp_path)
+    for name in [*NAMES, "redis.conf"]:
+        # Readable by the postgres and redis users too (the volume is the boundary), never
+        # writable: services mount the volume read-only, and no file invites a change.
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o444, name
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*NAMES, "redis.conf"])

@@ -1,5 +1,6 @@
 """Configuration from the environment: bad values stop startup with a message naming them."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,12 +10,22 @@ import pytest
 GOOD_KEY = "k" * 10 + "0123456789abcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def load_settings(**overrides: str) -> subprocess.CompletedProcess:
-    """Import the settings in a fresh interpreter with the given environment changes."""
-    environment = {**os.environ, "DJANGO_SECRET_KEY": GOOD_KEY}
-    environment.pop("DJANGO_SECRET_KEY_FILE", None)
+# What config/settings.py reads. The test container's environment carries compose's values for
+# them, which would hide settings.py's own defaults: every run starts without any of them.
+SETTINGS_VARIABLES = ("DJANGO_", "POSTGRES_", "REDIS_", "CELERY_", "SERVER_INTERFACE")
+
+
+def clean_environment(**overrides: str | None) -> dict[str, str]:
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith(SETTINGS_VARIABLES)
+    }
+    environment["DJANGO_SECRET_KEY"] = GOOD_KEY
     environment.update(overrides)
-    environment = {name: value for name, value in environment.items() if value is not None}
+    return {name: value for name, value in environment.items() if value is not None}
+
+
+def load_settings(**overrides: str | None) -> subprocess.CompletedProcess:
+    """Import the settings in a fresh interpreter with only the given variables set."""
     code = (
         "import json; from config import settings as s; "
         "print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, "
@@ -22,15 +33,71 @@ def load_settings(**overrides: str) -> subprocess.CompletedProcess:
         "'hsts': s.SECURE_HSTS_SECONDS}))"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        env=clean_environment(**overrides),
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
 def test_defaults_are_production_safe():
-    result = load_settings()
+    code = """if True:
+        import json
+        from config import settings as s
+        database = s.DATABASES["default"]
+        print(json.dumps({
+            "debug": s.DEBUG,
+            "hosts": s.ALLOWED_HOSTS,
+            "csrf_origins": s.CSRF_TRUSTED_ORIGINS,
+            "https": [s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE],
+            "hsts": s.SECURE_HSTS_SECONDS,
+            "database": [database[key] for key in ("HOST", "PORT", "NAME", "USER", "PASSWORD")],
+            "db_pool": "pool" in database["OPTIONS"],
+            "conn_max_age": database["CONN_MAX_AGE"],
+            "redis": s.REDIS_URL,
+            "broker": s.CELERY_BROKER_URL,
+            "visibility_timeout": s.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"],
+            "log_level": s.LOG_LEVEL,
+            "log_format": s.LOGGING["handlers"]["console"]["formatter"],
+        }))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
-    assert '"debug": false' in result.stdout
-    assert '"hosts": ["localhost", "127.0.0.1", "[::1]"]' in result.stdout
+    assert json.loads(result.stdout) == {
+        "debug": False,
+        "hosts": ["localhost", "127.0.0.1", "[::1]"],
+        "csrf_origins": [],
+        "https": [False, False, False],
+        "hsts": 0,
+        "database": ["db", 5432, "app", "app", ""],
+        "db_pool": False,
+        "conn_max_age": 60,
+        "redis": "redis://redis:6379",
+        "broker": "redis://redis:6379/0",
+        "visibility_timeout": 300,
+        "log_level": "INFO",
+        "log_format": "json",
+    }
+
+
+def test_asgi_defaults_to_a_connection_pool():
+    code = "from config import settings as s; print(s.DATABASES['default']['OPTIONS']['pool'])"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_environment(SERVER_INTERFACE="asgi"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'max_size': 8" in result.stdout
 
 
 def test_allowed_hosts_is_a_comma_separated_list():
@@ -89,11 +156,9 @@ def test_secret_file_that_cannot_be_read_is_named(tmp_path):
 
 
 def test_deploy_checks_pass_when_served_over_https():
-    environment = {**os.environ, "DJANGO_SECRET_KEY": GOOD_KEY, "DJANGO_HTTPS": "true"}
-    environment.pop("DJANGO_SECRET_KEY_FILE", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env=environment,
+        env=clean_environment(DJANGO_HTTPS="true"),
         capture_output=True,
         text=True,
         check=False,
