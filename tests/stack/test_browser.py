@@ -1,0 +1,150 @@
+"""A real browser: headless Chromium, driven by Playwright, loads the site through nginx.
+
+Playwright only drives a Chromium that is already installed (Debian's `chromium`, or Chrome on
+GitHub's runners); it never downloads one. Without a Chromium the module is skipped, unless
+STACK_REQUIRE_BROWSER is set (.ci/run and the GitHub workflow set it): then it fails.
+"""
+
+import os
+import secrets
+import shutil
+import time
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from helpers import STACK_URL, compose
+
+pytestmark = [pytest.mark.demo, pytest.mark.no_5xx]
+
+CANDIDATES = (
+    "/usr/lib/chromium/chromium",  # Debian's binary, without its wrapper script
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Collects Content-Security-Policy violations, which a page can observe, before any script runs.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+def find_chromium() -> str | None:
+    if path := os.environ.get("CHROMIUM_PATH"):
+        return path
+    for candidate in CANDIDATES:
+        if os.path.isabs(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+        if not os.path.isabs(candidate) and (found := shutil.which(candidate)):
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = find_chromium()
+    if path is None:
+        if os.environ.get("STACK_REQUIRE_BROWSER"):
+            pytest.fail("STACK_REQUIRE_BROWSER is set, but no Chromium was found")
+        pytest.skip("no Chromium found: apt-get install chromium (or set CHROMIUM_PATH)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(base_url=STACK_URL)
+    context.add_init_script(RECORD_CSP_VIOLATIONS)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda message: message.type == "error" and problems.append(f"console: {message.text}"),
+    )
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    yield page
+    violations = page.evaluate("window.__cspViolations || []")
+    context.close()
+    assert not problems, problems
+    assert not violations, f"CSP violations: {violations}"
+
+
+def computed(page, selector: str, prop: str) -> str:
+    return page.evaluate(
+        "([selector, prop]) => getComputedStyle(document.querySelector(selector))[prop]",
+        [selector, prop],
+    )
+
+
+def test_status_page_is_styled_and_every_check_is_ok(page):
+    deadline = time.monotonic() + 60
+    while True:
+        page.goto("/")
+        # The Celery round trip runs from the page's script; beat's tick is rendered.
+        page.wait_for_function(
+            "!document.getElementById('celery-check').classList.contains('pending')",
+            timeout=30_000,
+        )
+        states = page.eval_on_selector_all(
+            ".checks li", "items => items.map(item => [item.dataset.check, item.className])"
+        )
+        if all(state == "ok" for _, state in states):
+            break
+        assert time.monotonic() < deadline, f"checks not all ok: {states}"
+        time.sleep(1)
+    assert {name for name, _ in states} >= {"database", "redis", "celery", "beat"}
+    # status.css is applied: the page's card has its white background and rounded corners.
+    assert computed(page, "main", "borderTopLeftRadius") == "12px"
+    assert computed(page, "main", "backgroundColor") == "rgb(255, 255, 255)"
+
+
+def test_task_form_enqueues_a_task_that_succeeds(page):
+    page.goto("/")
+    page.fill("#task-form input[name=seconds]", "0.5")
+    page.click("#task-form button[type=submit]")
+    page.wait_for_function(
+        "document.getElementById('task-output').textContent.includes('\"succeeded\"')",
+        timeout=30_000,
+    )
+    assert '"worker": "celery@' in page.text_content("#task-output")
+
+
+def test_admin_login_through_the_form_is_styled(page):
+    username, password = f"browser-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    compose(
+        "exec",
+        "-T",
+        "-e",
+        f"DJANGO_SUPERUSER_PASSWORD={password}",
+        "web",
+        "python",
+        "manage.py",
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        username,
+        "--email",
+        f"{username}@example.com",
+    )
+    page.goto("/admin/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_selector("text=Site administration")
+    # The admin's stylesheet is applied: its header has a background colour.
+    assert computed(page, "#header", "backgroundColor") not in ("rgba(0, 0, 0, 0)", "transparent")
