@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Usage: scripts/lint.sh
+# Usage: scripts/lint.sh [CHECK]
 # Every static check, one line each: ruff (lint, format), shellcheck, hadolint (Dockerfiles),
 # compose-lint (compose files, accepted findings in .compose-lint.yml), gixy (the rendered nginx
-# config) and bandit (the Django code). The tools are pinned in tests/requirements.txt and run
-# through uv. Exits non-zero if any check fails.
+# config), bandit (the Django code), zizmor (the GitHub workflows), and that
+# .pre-commit-config.yaml pins the same versions. The tools are pinned in tests/requirements.txt
+# and run through uv. CHECK: only the checks whose name starts with it (e.g. gixy).
+# Exits non-zero if any check fails.
 set -Eeuo pipefail
 
-case ${1:-} in -h | --help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
+only=${1:-}
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 run() {
   local name=$1 output
   shift
+  [[ $name == "$only"* ]] || return 0
   if output=$("$@" 2>&1); then ok "$name"; else fail "$name" $'\n'"$output"; fi
 }
 
@@ -41,7 +45,11 @@ run "shellcheck" sh -c "git ls-files -z '*.sh' .ci/run | xargs -0 uv run --quiet
 run "hadolint" sh -c "git ls-files -z '*Dockerfile' | xargs -0 uv run --quiet --no-project --with-requirements tests/requirements.txt -- hadolint --failure-threshold warning"
 run "compose-lint compose.yaml" tools compose-lint check --fail-on medium --strict-config compose.yaml
 run "compose-lint compose.asgi.yaml" tools compose-lint check --fail-on medium --strict-config compose.asgi.yaml
+run "compose-lint compose.dev.yaml" tools compose-lint check --fail-on medium --strict-config compose.dev.yaml
 run "gixy nginx" gixy_rendered
 run "bandit app" tools bandit --quiet --recursive app --exclude app/tests,app/demo/tests
+run "zizmor" tools zizmor --offline --no-progress .github/
+# Each tool pinned in .pre-commit-config.yaml, pinned the same in tests/requirements.txt.
+run "pre-commit versions" sh -c "! grep -o '[a-z0-9-]*==[0-9.]*' .pre-commit-config.yaml | grep -vxFf tests/requirements.txt"
 
 [ "$failures" -eq 0 ] || { echo "$failures lint check(s) failed"; exit 1; }
