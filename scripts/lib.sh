@@ -18,11 +18,12 @@ check() {
 }
 step() { printf '\n== %s\n' "$*"; }
 
-# The compose files of a variant (wsgi or asgi), plus COMPOSE_OVERLAY's, colon-separated: the
-# value for COMPOSE_FILE.
+# The compose files of a variant (wsgi, asgi or dev), plus COMPOSE_OVERLAY's, colon-separated:
+# the value for COMPOSE_FILE.
 compose_files() {
   local base=compose.yaml
   [ "$1" = asgi ] && base=compose.asgi.yaml
+  [ "$1" = dev ] && base=compose.dev.yaml
   printf '%s\n' "$base${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
 }
 

@@ -6,7 +6,10 @@
 #   3. unit: the Django tests in the app's test image, against real Postgres and Redis
 #   4. stack: for WSGI, then ASGI: scripts/smoke.sh --keep, then every tests/stack/test_*.py
 #      through nginx, then the stack is removed with its volumes
-#   5. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
+#   5. dev loop: compose.dev.yaml under `docker compose watch` in a temporary copy; edits to a
+#      view, a template, a stylesheet and a task served without a rebuild; scripts/manage.sh
+#      makemigrations writes a file owned by the checkout's owner (tests/devloop/)
+#   6. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
 # --quick: steps 1 to 4, WSGI only.
 # Needs docker with compose v2, uv, python3 and curl; uv fetches the pinned linters and test
 # tools itself (tests/requirements.txt). Runs under its own compose project
@@ -15,7 +18,7 @@
 # behind a TLS-intercepting proxy.
 set -Eeuo pipefail
 
-usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 variants=(wsgi asgi) quick=false
 case ${1:-} in
   "") ;;
@@ -80,6 +83,11 @@ for variant in "${variants[@]}"; do
 done
 
 if [ "$quick" = false ]; then
+  step "dev loop: docker compose watch in a copy"
+  # The dev stack builds the image in worker and beat too: they need the CA as well.
+  COMPOSE_OVERLAY=${COMPOSE_OVERLAY:+$COMPOSE_OVERLAY:.ci/compose.build-ca.dev.yaml} \
+    tools pytest -p no:cacheprovider -q -rs tests/devloop
+
   step "template: scripts/init.sh in a copy"
   tests/template.sh
 fi

@@ -81,6 +81,8 @@ else:
 bind = "0.0.0.0:8000"
 workers = env.int("WEB_CONCURRENCY", default_workers(interface, available_cpus()))
 timeout = 30
+# Development only (compose.dev.yaml): a worker restarts when a Python file it loaded changes.
+reload = env.bool("GUNICORN_RELOAD", False)
 # Shorter than compose's stop_grace_period, so in-flight requests finish before a SIGKILL.
 graceful_timeout = 20
 # Longer than nginx keeps idle upstream connections (60 s), so gunicorn never closes one

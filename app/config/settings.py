@@ -5,6 +5,7 @@ differ between deployments has no default that boots (see config/secrets.py).
 https://docs.djangoproject.com/en/6.1/ref/settings/
 """
 
+import importlib.util
 from pathlib import Path
 from urllib.parse import quote
 
@@ -68,16 +69,45 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [],
-        "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "loaders": [
+                "django.template.loaders.filesystem.Loader",
+                "django.template.loaders.app_directories.Loader",
+            ],
         },
     },
 ]
+if not DEBUG:
+    # Compiled once per process. With DEBUG, templates are read on every render instead, so an
+    # edit shows on the next page load (gunicorn restarts workers for Python files only).
+    TEMPLATES[0]["OPTIONS"]["loaders"] = [
+        ("django.template.loaders.cached.Loader", TEMPLATES[0]["OPTIONS"]["loaders"])
+    ]
+
+# Development tools: django-debug-toolbar is in the dev dependency group only, so this is
+# refused where it is not installed (the production image) and without DEBUG.
+# https://django-debug-toolbar.readthedocs.io/en/latest/installation.html
+DEBUG_TOOLBAR = env.bool("DJANGO_DEBUG_TOOLBAR", False)
+if DEBUG_TOOLBAR:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_DEBUG_TOOLBAR=true needs DJANGO_DEBUG=true.")
+    if importlib.util.find_spec("debug_toolbar") is None:
+        raise ImproperlyConfigured(
+            "DJANGO_DEBUG_TOOLBAR=true, but django-debug-toolbar is not installed: it is in the "
+            "dev dependency group, in the image's dev target (compose.dev.yaml) only."
+        )
+    INSTALLED_APPS.append("debug_toolbar")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "debug_toolbar.middleware.DebugToolbarMiddleware",
+    )
+    # Requests reach Django from nginx, never from INTERNAL_IPS: DEBUG alone decides.
+    DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": "core.debug.show_toolbar"}
 
 
 # Database: Postgres through psycopg 3
@@ -206,6 +236,27 @@ SECURE_CSP = {
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+
+
+# Outgoing mail: SMTP, configured by EMAIL_*; DJANGO_EMAIL_BACKEND=console writes each message
+# to the log instead (compose.dev.yaml does). https://docs.djangoproject.com/en/6.1/topics/email/
+
+EMAIL_BACKEND = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+}[env.str("DJANGO_EMAIL_BACKEND", "smtp", validate=OneOf(["smtp", "console"]))]
+EMAIL_HOST = env.str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", 25, validate=Range(min=1, max=65535))
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+# STARTTLS (usually port 587) or implicit TLS (usually 465): one or the other.
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS or EMAIL_USE_SSL, not both.")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10, validate=Range(min=1))
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", "webmaster@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -12,7 +12,7 @@ GOOD_KEY = "k" * 10 + "0123456789abcdefghijklmnopqrstuvwxyz0123456789"
 
 # What config/settings.py reads. The test container's environment carries compose's values for
 # them, which would hide settings.py's own defaults: every run starts without any of them.
-SETTINGS_VARIABLES = ("DJANGO_", "POSTGRES_", "REDIS_", "CELERY_", "SERVER_INTERFACE")
+SETTINGS_VARIABLES = ("DJANGO_", "POSTGRES_", "REDIS_", "CELERY_", "EMAIL_", "SERVER_INTERFACE")
 
 
 def clean_environment(**overrides: str | None) -> dict[str, str]:
@@ -118,12 +118,77 @@ def test_https_switch_turns_on_redirect_secure_cookies_and_hsts():
         ("DJANGO_LOG_FORMAT", "xml"),
         ("DJANGO_LOG_LEVEL", "LOUD"),
         ("POSTGRES_PORT", "five-four-three-two"),
+        ("EMAIL_PORT", "smtp"),
+        ("EMAIL_PORT", "70000"),
+        ("EMAIL_USE_TLS", "sure"),
+        ("DJANGO_EMAIL_BACKEND", "pigeon"),
     ],
 )
 def test_malformed_variable_stops_startup_naming_it(variable, value):
     result = load_settings(**{variable: value})
     assert result.returncode != 0
     assert variable in result.stderr
+
+
+def run_settings(code: str, **overrides: str | None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_environment(**overrides),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_smtp_settings_come_from_the_environment():
+    result = run_settings(
+        "from config import settings as s; print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, "
+        "s.EMAIL_HOST_USER, s.EMAIL_USE_TLS, s.DEFAULT_FROM_EMAIL)",
+        EMAIL_HOST="smtp.example.com",
+        EMAIL_PORT="587",
+        EMAIL_HOST_USER="mailer",
+        EMAIL_USE_TLS="true",
+        DJANGO_DEFAULT_FROM_EMAIL="site@example.com",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.core.mail.backends.smtp.EmailBackend",
+        "smtp.example.com",
+        "587",
+        "mailer",
+        "True",
+        "site@example.com",
+    ]
+
+
+def test_starttls_and_implicit_tls_together_stop_startup():
+    result = load_settings(EMAIL_USE_TLS="true", EMAIL_USE_SSL="true")
+    assert result.returncode != 0
+    assert "EMAIL_USE_TLS or EMAIL_USE_SSL" in result.stderr
+
+
+def test_debug_toolbar_needs_debug():
+    refused = load_settings(DJANGO_DEBUG_TOOLBAR="true")
+    assert refused.returncode != 0
+    assert "DJANGO_DEBUG_TOOLBAR=true needs DJANGO_DEBUG=true" in refused.stderr
+    # The test image has the dev dependencies, like the dev image.
+    allowed = run_settings(
+        "from config import settings as s; print('debug_toolbar' in s.INSTALLED_APPS)",
+        DJANGO_DEBUG="true",
+        DJANGO_DEBUG_TOOLBAR="true",
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout.strip() == "True"
+
+
+def test_templates_are_cached_unless_debugging():
+    code = (
+        "from config import settings as s; first = s.TEMPLATES[0]['OPTIONS']['loaders'][0]; "
+        "print(first if isinstance(first, str) else first[0])"
+    )
+    assert run_settings(code).stdout.strip() == "django.template.loaders.cached.Loader"
+    debugging = run_settings(code, DJANGO_DEBUG="true").stdout.strip()
+    assert debugging == "django.template.loaders.filesystem.Loader"
 
 
 @pytest.mark.parametrize(
