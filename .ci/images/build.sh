@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Usage: .ci/images/build.sh [--print-env]
+# Usage: .ci/images/build.sh
 # Builds stand-ins for the official images this stack names (python, postgres, redis, nginx)
-# from Debian trixie packages, for machines that cannot reach a container registry. The
-# stand-ins keep the interface the stack relies on (entrypoint variables, ports, paths, users).
+# from Debian packages, for machines that cannot reach a container registry. Each keeps its
+# official image's contract (entrypoint variables, ports, paths, users, and no USER: the uid is
+# compose's) and refuses what it does not emulate; .ci/README.md lists every difference and
+# .ci/images/test.sh checks the contract. Builds are cached (STANDIN_PREFIX names the images).
 # Prints the POSTGRES_IMAGE=... lines that select them; the product files never name them.
 set -Eeuo pipefail
 
