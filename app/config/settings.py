@@ -5,6 +5,7 @@ differ between deployments has no default that boots (see config/secrets.py).
 https://docs.djangoproject.com/en/6.1/ref/settings/
 """
 
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +20,10 @@ env = Env(expand_vars=False)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# A fully qualified host name: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = rf"(?=.{{1,253}}$)({_LABEL}\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?"
+
 # SECURITY WARNING: don't run with debug turned on in production!
 DEBUG = env.bool("DJANGO_DEBUG", False)
 
@@ -32,6 +37,16 @@ if SECRET_KEY is None:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# The site's public host name once it is served over HTTPS (compose.https.yaml passes DOMAIN):
+# it joins the allowed hosts, and https://DOMAIN the trusted origins.
+DOMAIN = env.str(
+    "DJANGO_DOMAIN",
+    "",
+    validate=lambda name: not name or re.fullmatch(_HOST_NAME, name) is not None,
+)
+if DOMAIN:
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, DOMAIN]
+    CSRF_TRUSTED_ORIGINS = [*CSRF_TRUSTED_ORIGINS, f"https://{DOMAIN}"]
 
 
 # Applications
