@@ -26,7 +26,8 @@ gixy_rendered() {
   tree=$(mktemp -d)
   trap 'rm -rf "$tree"' RETURN
   # shellcheck disable=SC2016 # the variable list is envsubst's argument, not for the shell
-  NGINX_CLIENT_MAX_BODY_SIZE=10m envsubst '${NGINX_CLIENT_MAX_BODY_SIZE}' \
+  NGINX_CLIENT_MAX_BODY_SIZE=10m NGINX_TRUSTED_PROXY=unix: NGINX_VISITOR_SCHEME=http \
+    envsubst '${NGINX_CLIENT_MAX_BODY_SIZE} ${NGINX_TRUSTED_PROXY} ${NGINX_VISITOR_SCHEME}' \
     <nginx/templates/default.conf.template >"$tree/default.conf"
   cp nginx/security-headers.conf "$tree/"
   sed "s|/etc/nginx/conf.d/\*.conf|$tree/default.conf|" nginx/nginx.conf >"$tree/nginx.conf"
@@ -41,6 +42,7 @@ run "shellcheck" sh -c "git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck"
 run "hadolint" sh -c "git ls-files -z '*Dockerfile' | xargs -0 hadolint --failure-threshold warning"
 run "compose-lint compose.yaml" compose-lint check --fail-on medium --strict-config compose.yaml
 run "compose-lint compose.asgi.yaml" compose-lint check --fail-on medium --strict-config compose.asgi.yaml
+run "compose-lint compose.https.yaml" compose-lint check --fail-on medium --strict-config compose.https.yaml
 run "gixy nginx" gixy_rendered
 run "bandit app" bandit --quiet --recursive app --exclude app/tests
 
