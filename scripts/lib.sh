@@ -4,7 +4,7 @@
 # shellcheck shell=bash
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo_root"
+cd "$repo_root" || exit
 
 # One line per check: "ok    NAME" or "FAIL  NAME: WHY"; `failures` counts the FAILs.
 failures=0
