@@ -5,12 +5,14 @@ differ between deployments has no default that boots (see config/secrets.py).
 https://docs.djangoproject.com/en/6.1/ref/settings/
 """
 
+import re
 from pathlib import Path
 from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from environs import Env
+from marshmallow import ValidationError
 from marshmallow.validate import OneOf, Range
 
 from config.secrets import read_secret
@@ -18,6 +20,16 @@ from config.secrets import read_secret
 env = Env(expand_vars=False)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A fully qualified host name: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = rf"(?=.{{1,253}}$)({_LABEL}\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?"
+
+
+def _host_name(name: str) -> None:
+    if name and not re.fullmatch(_HOST_NAME, name):
+        raise ValidationError("a host name is wanted (no scheme, port or path), e.g. example.com")
+
 
 # SECURITY WARNING: don't run with debug turned on in production!
 DEBUG = env.bool("DJANGO_DEBUG", False)
@@ -32,6 +44,12 @@ if SECRET_KEY is None:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# The site's public host name once it is served over HTTPS (compose.https.yaml passes DOMAIN):
+# it joins the allowed hosts, and https://DOMAIN the trusted origins.
+DOMAIN = env.str("DJANGO_DOMAIN", "", validate=_host_name)
+if DOMAIN:
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, DOMAIN]
+    CSRF_TRUSTED_ORIGINS = [*CSRF_TRUSTED_ORIGINS, f"https://{DOMAIN}"]
 
 
 # Applications
