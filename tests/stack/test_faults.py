@@ -185,6 +185,30 @@ def test_enqueues_wait_out_a_redis_crash_and_queued_tasks_survive_it(http):
         wait_for_task(http, task_id, timeout=60)
 
 
+def task_rows() -> int:
+    query = "SELECT count(*) FROM demo_taskrun"
+    psql = f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "{query}"'
+    return int(compose("exec", "-T", "db", "sh", "-c", psql).stdout.strip())
+
+
+@pytest.mark.demo
+@only_once
+def test_an_enqueue_that_outlasts_its_retries_gets_503_and_leaves_no_task(http):
+    """Redis down for longer than enqueues wait (about 15 s): a 503 that says to retry, not a
+    500, and no task recorded as queued that no worker will ever see."""
+    rows_before = task_rows()
+    compose("stop", "redis")
+    try:
+        response = httpx.post(f"{STACK_URL}/api/tasks/", json={"seconds": 0}, timeout=90)
+    finally:
+        compose("start", "redis")
+        wait_healthy()
+    assert response.status_code == 503, response.text[:300]
+    assert response.headers["retry-after"]
+    assert "unavailable" in response.json()["error"]
+    assert task_rows() == rows_before
+
+
 @pytest.mark.demo
 def test_readiness_names_the_database_while_it_is_down_and_recovers(http):
     before = started_at("web") | started_at("worker")
