@@ -275,6 +275,11 @@ LOGGING = {
     "filters": {"request_noise": {"()": "core.log.RequestNoiseAsWarning"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # A bad Host header is the client's mistake (400), not ours: one line, no traceback.
-    "loggers": {"django.security.DisallowedHost": {"filters": ["request_noise"]}},
+    "loggers": {
+        # A bad Host header is the client's mistake (400), not ours: one line, no traceback.
+        "django.security.DisallowedHost": {"filters": ["request_noise"]},
+        # The Celery worker's pool (billiard) logs here, not through the root logger (a pool
+        # process killed, for one); without a handler of ours Celery adds its own, in plain text.
+        "multiprocessing": {"handlers": ["console"], "propagate": False},
+    },
 }

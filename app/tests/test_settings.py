@@ -213,3 +213,28 @@ def test_models_and_migrations_agree():
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_worker_pool_logs_json_too():
+    """billiard, the Celery worker's pool, logs on "multiprocessing" (a pool process killed, for
+    one), which does not propagate: Celery gives it a plain-text handler unless it has ours."""
+    code = """if True:
+        import django
+        django.setup()
+        from celery.utils.log import get_multiprocessing_logger
+        from config.celery import app
+        app.log.setup_logging_subsystem(loglevel="INFO")  # as the worker does at start
+        get_multiprocessing_logger().error("Process %r exited", "ForkPoolWorker-1")
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_environment(DJANGO_SETTINGS_MODULE="config.settings"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("{"), lines
+    assert json.loads(lines[0])["message"] == "Process 'ForkPoolWorker-1' exited"
