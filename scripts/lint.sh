@@ -26,7 +26,8 @@ gixy_rendered() {
   local tree file
   tree=$(mktemp -d)
   trap 'rm -rf "$tree"' RETURN
-  NGINX_CLIENT_MAX_BODY_SIZE=10m python3 -c '
+  NGINX_CLIENT_MAX_BODY_SIZE=10m NGINX_TRUSTED_PROXY=unix: NGINX_VISITOR_SCHEME=http \
+    NGINX_STATIC_FALLBACK='=404' python3 -c '
 import os, re, sys
 sys.stdout.write(re.sub(r"\$\{(NGINX_\w+)\}", lambda m: os.environ[m.group(1)], sys.stdin.read()))
 ' <nginx/templates/default.conf.template >"$tree/default.conf"
@@ -45,6 +46,7 @@ run "shellcheck" sh -c "git ls-files -z '*.sh' .ci/run | xargs -0 uv run --quiet
 run "hadolint" sh -c "git ls-files -z '*Dockerfile' | xargs -0 uv run --quiet --no-project --with-requirements tests/requirements.txt -- hadolint --failure-threshold warning"
 run "compose-lint compose.yaml" tools compose-lint check --fail-on medium --strict-config compose.yaml
 run "compose-lint compose.asgi.yaml" tools compose-lint check --fail-on medium --strict-config compose.asgi.yaml
+run "compose-lint compose.https.yaml" tools compose-lint check --fail-on medium --strict-config compose.https.yaml
 run "compose-lint compose.dev.yaml" tools compose-lint check --fail-on medium --strict-config compose.dev.yaml
 run "gixy nginx" gixy_rendered
 run "bandit app" tools bandit --quiet --recursive app --exclude app/tests,app/demo/tests

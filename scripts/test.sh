@@ -6,23 +6,26 @@
 #   3. unit: the Django tests in the app's test image, against real Postgres and Redis
 #   4. stack: for WSGI, then ASGI: scripts/smoke.sh --keep, then every tests/stack/test_*.py
 #      through nginx, then the stack is removed with its volumes
-#   5. dev loop: compose.dev.yaml under `docker compose watch` in a temporary copy; edits to a
+#   5. https: for WSGI, then ASGI: compose.https.yaml with Pebble as the ACME CA
+#      (.ci/compose.acme-test.yaml), tests/stack/test_https.py, then removed with its volumes
+#   6. dev loop: compose.dev.yaml under `docker compose watch` in a temporary copy; edits to a
 #      view, a template, a stylesheet and a task served without a rebuild; scripts/manage.sh
 #      makemigrations writes a file owned by the checkout's owner (tests/devloop/)
-#   6. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
+#   7. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
 # --quick: steps 1 to 4, WSGI only.
 # Needs docker with compose v2, uv, python3 and curl; uv fetches the pinned linters and test
 # tools itself (tests/requirements.txt). Runs under its own compose project
-# (COMPOSE_PROJECT_NAME, default django-stack-test) on HTTP_PORT (default 18000), with the
-# defaults of .env.example whatever your .env says. BUILD_CA_BUNDLE: a CA file for image builds
-# behind a TLS-intercepting proxy.
+# (COMPOSE_PROJECT_NAME, default django-stack-test) on 127.0.0.1, port TEST_HTTP_PORT (default
+# 18000; over HTTPS that +80 and +443, Pebble's API +15), with the defaults of .env.example
+# whatever your .env says. BUILD_CA_BUNDLE: a CA file for image builds behind a
+# TLS-intercepting proxy.
 set -Eeuo pipefail
 
 usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
-variants=(wsgi asgi) quick=false
+variants=(wsgi asgi) https_variants=(wsgi asgi) quick=false
 case ${1:-} in
   "") ;;
-  --quick) variants=(wsgi) quick=true ;;
+  --quick) variants=(wsgi) https_variants=() quick=true ;;
   -h | --help) usage ;;
   *) usage 2 ;;
 esac
@@ -47,12 +50,20 @@ export HTTP_PORT=${TEST_HTTP_PORT:-18000}
 export STACK_URL="http://127.0.0.1:$HTTP_PORT"
 # Tasks of a killed worker come back after 20 s instead of 5 minutes (tests/stack/test_faults.py).
 export CELERY_VISIBILITY_TIMEOUT=20
+# The HTTPS stage: a test domain that Pebble resolves to caddy (.ci/compose.acme-test.yaml).
+export DOMAIN=site.example.test PUBLIC_BIND=127.0.0.1
+export PUBLIC_HTTP_PORT=$((HTTP_PORT + 80)) PUBLIC_HTTPS_PORT=$((HTTP_PORT + 443))
+export PEBBLE_MANAGEMENT_PORT=$((HTTP_PORT + 15))
 # A harness need, not the product's: behind a TLS-intercepting proxy the image builds get its CA.
 if [ -n "${BUILD_CA_BUNDLE:-}" ]; then
   export COMPOSE_OVERLAY=.ci/compose.build-ca.yaml
 fi
 
-cleanup() { COMPOSE_FILE=compose.yaml docker compose --profile test down --volumes --remove-orphans >/dev/null 2>&1 || true; }
+# The HTTPS test stack is a superset of every variant's services.
+cleanup() {
+  COMPOSE_FILE=compose.https.yaml:.ci/compose.acme-test.yaml \
+    docker compose --profile test down --volumes --remove-orphans >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 cleanup  # whatever an interrupted earlier run left behind
 
@@ -60,10 +71,14 @@ step "lint"
 scripts/lint.sh
 
 step "compose config"
-for file in compose.yaml compose.asgi.yaml; do
+for file in compose.yaml compose.asgi.yaml compose.https.yaml compose.dev.yaml; do
   docker compose -f "$file" config --quiet
   ok "$file"
 done
+refusal=$(DOMAIN='' docker compose -f compose.https.yaml config --quiet 2>&1 || true)
+check "compose.https.yaml without DOMAIN: refused, naming it" "not refused with a message" \
+  grep -q "set DOMAIN in .env" <<<"$refusal"
+[ "$failures" -eq 0 ] || exit 1
 
 step "unit tests (app image, real Postgres and Redis)"
 COMPOSE_FILE=$(compose_files wsgi)
@@ -79,6 +94,21 @@ for variant in "${variants[@]}"; do
   scripts/smoke.sh "${smoke_options[@]}"
   COMPOSE_FILE=$(compose_files "$variant") STACK_VARIANT=$variant \
     tools pytest -p no:cacheprovider -q -rs tests/stack
+  cleanup
+done
+
+for variant in "${https_variants[@]}"; do
+  step "https: $variant (Caddy, with Pebble as the ACME CA)"
+  files=compose.https.yaml
+  [ "$variant" = asgi ] && files+=:compose.asgi.override.yaml
+  export COMPOSE_FILE="$files:.ci/compose.acme-test.yaml${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
+  docker compose build --quiet
+  if ! docker compose up --detach --wait --quiet-pull >/dev/null 2>&1; then
+    docker compose ps --all
+    docker compose logs --tail 30
+    exit 1
+  fi
+  STACK_HTTPS_DOMAIN=$DOMAIN STACK_VARIANT=$variant tools pytest -p no:cacheprovider -q -rs tests/stack/test_https.py
   cleanup
 done
 

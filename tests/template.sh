@@ -35,7 +35,7 @@ scripts/init.sh template-check --no-demo
 check "demo removed" "app/demo/ is still there" test ! -e app/demo
 check "no demo left in app/config/" "$(grep -rn demo app/config/ || true)" \
   sh -c '! grep -rqw demo app/config/'
-for file in compose.yaml compose.asgi.yaml .env.example app/pyproject.toml app/uv.lock app/Dockerfile; do
+for file in compose.yaml compose.asgi.yaml compose.https.yaml .env.example app/pyproject.toml app/uv.lock app/Dockerfile; do
   check "renamed in $file" "still says django-stack" sh -c "grep -q template-check $file && ! grep -q django-stack $file"
 done
 after=$(snapshot)

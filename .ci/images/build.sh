@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Usage: .ci/images/build.sh [--print-env]
-# Builds stand-ins for the official images this stack names (python, postgres, redis, nginx)
-# from Debian trixie packages, for machines that cannot reach a container registry. The
-# stand-ins keep the interface the stack relies on (entrypoint variables, ports, paths, users).
+# Usage: .ci/images/build.sh
+# Builds stand-ins for the official images this stack names (python, postgres, redis, nginx,
+# caddy) and for the ACME test server of the HTTPS tests (pebble) from Debian packages, for
+# machines that cannot reach a container registry. Each keeps its official image's contract
+# (entrypoint variables, ports, paths, users, and no USER: the uid is compose's) and refuses what
+# it does not emulate; .ci/README.md lists every difference and .ci/images/test.sh checks the
+# contract. Builds are cached (STANDIN_PREFIX names the images).
 # Prints the POSTGRES_IMAGE=... lines that select them; the product files never name them.
 set -Eeuo pipefail
 
@@ -33,10 +36,14 @@ build python 3.13
 build postgres 17
 build redis 8
 build nginx 1.30
+build caddy 2
+build pebble 2
 
 cat <<ENV
 PYTHON_IMAGE=$prefix/python:3.13
 POSTGRES_IMAGE=$prefix/postgres:17
 REDIS_IMAGE=$prefix/redis:8
 NGINX_IMAGE=$prefix/nginx:1.30
+CADDY_IMAGE=$prefix/caddy:2
+PEBBLE_IMAGE=$prefix/pebble:2
 ENV

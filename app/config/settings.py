@@ -6,12 +6,14 @@ https://docs.djangoproject.com/en/6.1/ref/settings/
 """
 
 import importlib.util
+import re
 from pathlib import Path
 from urllib.parse import quote
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from environs import Env
+from marshmallow import ValidationError
 from marshmallow.validate import OneOf, Range
 
 from config.secrets import read_secret
@@ -19,6 +21,16 @@ from config.secrets import read_secret
 env = Env(expand_vars=False)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A fully qualified host name: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = rf"(?=.{{1,253}}$)({_LABEL}\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?"
+
+
+def _host_name(name: str) -> None:
+    if name and not re.fullmatch(_HOST_NAME, name):
+        raise ValidationError("a host name is wanted (no scheme, port or path), e.g. example.com")
+
 
 # SECURITY WARNING: don't run with debug turned on in production!
 DEBUG = env.bool("DJANGO_DEBUG", False)
@@ -33,6 +45,12 @@ if SECRET_KEY is None:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# The site's public host name once it is served over HTTPS (compose.https.yaml passes DOMAIN):
+# it joins the allowed hosts, and https://DOMAIN the trusted origins.
+DOMAIN = env.str("DJANGO_DOMAIN", "", validate=_host_name)
+if DOMAIN:
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, DOMAIN]
+    CSRF_TRUSTED_ORIGINS = [*CSRF_TRUSTED_ORIGINS, f"https://{DOMAIN}"]
 
 
 # Applications
@@ -308,6 +326,11 @@ LOGGING = {
     "filters": {"request_noise": {"()": "core.log.RequestNoiseAsWarning"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # A bad Host header is the client's mistake (400), not ours: one line, no traceback.
-    "loggers": {"django.security.DisallowedHost": {"filters": ["request_noise"]}},
+    "loggers": {
+        # A bad Host header is the client's mistake (400), not ours: one line, no traceback.
+        "django.security.DisallowedHost": {"filters": ["request_noise"]},
+        # The Celery worker's pool (billiard) logs here, not through the root logger (a pool
+        # process killed, for one); without a handler of ours Celery adds its own, in plain text.
+        "multiprocessing": {"handlers": ["console"], "propagate": False},
+    },
 }

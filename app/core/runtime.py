@@ -43,4 +43,6 @@ def describe(request: HttpRequest) -> dict[str, str | None]:
         "django": django.get_version(),
         # Under WSGI an async view gets a throwaway loop per request: no loop serves the site.
         "event_loop": running_event_loop() if current_interface == "asgi" else None,
+        # The visitor's address as Django sees it (nginx's X-Forwarded-For, config/forwarded.py).
+        "client_address": request.META.get("REMOTE_ADDR"),
     }

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
+from kombu.exceptions import OperationalError
 
 from core import runtime
 from core.api import BadInput, is_json, json_object, number_in_range, whole_number_in_range
@@ -76,9 +77,18 @@ def create_task(request: HttpRequest) -> JsonResponse:
     except BadInput as error:
         return error.response()
 
-    run = TaskRun.objects.create(seconds=seconds)
-    # Enqueue only once the row is committed, so the worker always finds it.
-    transaction.on_commit(lambda: sleep_task.apply_async((str(run.id),), task_id=str(run.id)))
+    # Committed before it is enqueued, so the worker always finds the row.
+    with transaction.atomic():
+        run = TaskRun.objects.create(seconds=seconds)
+    try:
+        # Waits out a Redis restart (CELERY_TASK_PUBLISH_RETRY_POLICY, about 15 s).
+        sleep_task.apply_async((str(run.id),), task_id=str(run.id))
+    except OperationalError:
+        # No broker: nothing was queued, so no row may say it was.
+        run.delete()
+        response = JsonResponse({"error": "The task queue is unavailable; try again."}, status=503)
+        response["Retry-After"] = "10"
+        return response
     return JsonResponse({"id": str(run.id), "status": run.status}, status=202)
 
 

@@ -47,8 +47,8 @@ def test_readyz_is_503_naming_redis_when_redis_is_unreachable(client):
 def test_readyz_is_503_naming_migrations_when_one_is_pending(client, monkeypatch):
     # A fresh process has not yet seen every migration applied (it remembers a success).
     monkeypatch.setattr(health, "_migrations_applied", False)
-    # The test's transaction forgets that the last demo migration ran; rolled back afterwards.
-    last = MigrationRecorder.Migration.objects.filter(app="demo").latest("id")
+    # The test's transaction forgets that a migration of a kept app ran; rolled back afterwards.
+    last = MigrationRecorder.Migration.objects.filter(app="sessions").latest("id")
     last.delete()
 
     response = client.get("/readyz")

@@ -29,6 +29,7 @@ def load_settings(**overrides: str | None) -> subprocess.CompletedProcess:
     code = (
         "import json; from config import settings as s; "
         "print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, "
+        "'origins': s.CSRF_TRUSTED_ORIGINS, "
         "'ssl_redirect': s.SECURE_SSL_REDIRECT, 'secure_cookies': s.SESSION_COOKIE_SECURE, "
         "'hsts': s.SECURE_HSTS_SECONDS}))"
     )
@@ -108,6 +109,44 @@ def test_allowed_hosts_is_a_comma_separated_list():
 def test_https_switch_turns_on_redirect_secure_cookies_and_hsts():
     result = load_settings(DJANGO_HTTPS="true")
     assert '"ssl_redirect": true, "secure_cookies": true, "hsts": 3600' in result.stdout
+
+
+def test_domain_joins_allowed_hosts_and_trusted_origins():
+    result = load_settings(DJANGO_DOMAIN="example.com")
+    assert result.returncode == 0, result.stderr
+    assert '"hosts": ["localhost", "127.0.0.1", "[::1]", "example.com"]' in result.stdout
+    assert '"origins": ["https://example.com"]' in result.stdout
+
+
+def test_domain_adds_to_what_is_set_explicitly():
+    result = load_settings(
+        DJANGO_DOMAIN="www.example.com",
+        DJANGO_ALLOWED_HOSTS="example.com",
+        DJANGO_CSRF_TRUSTED_ORIGINS="https://example.com",
+    )
+    assert '"hosts": ["example.com", "www.example.com"]' in result.stdout
+    assert '"origins": ["https://example.com", "https://www.example.com"]' in result.stdout
+
+
+def test_no_domain_trusts_no_origin():
+    assert '"origins": []' in load_settings().stdout
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "https://example.com",
+        "example.com:443",
+        "example.com/",
+        "localhost",
+        "exa mple.com",
+        "*.com",
+    ],
+)
+def test_domain_that_is_not_a_host_name_stops_startup(domain):
+    result = load_settings(DJANGO_DOMAIN=domain)
+    assert result.returncode != 0
+    assert "DJANGO_DOMAIN" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -223,7 +262,7 @@ def test_secret_file_that_cannot_be_read_is_named(tmp_path):
 def test_deploy_checks_pass_when_served_over_https():
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        env=clean_environment(DJANGO_HTTPS="true"),
+        env=clean_environment(DJANGO_HTTPS="true", DJANGO_DOMAIN="example.com"),
         capture_output=True,
         text=True,
         check=False,
@@ -239,3 +278,28 @@ def test_models_and_migrations_agree():
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_worker_pool_logs_json_too():
+    """billiard, the Celery worker's pool, logs on "multiprocessing" (a pool process killed, for
+    one), which does not propagate: Celery gives it a plain-text handler unless it has ours."""
+    code = """if True:
+        import django
+        django.setup()
+        from celery.utils.log import get_multiprocessing_logger
+        from config.celery import app
+        app.log.setup_logging_subsystem(loglevel="INFO")  # as the worker does at start
+        get_multiprocessing_logger().error("Process %r exited", "ForkPoolWorker-1")
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_environment(DJANGO_SETTINGS_MODULE="config.settings"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("{"), lines
+    assert json.loads(lines[0])["message"] == "Process 'ForkPoolWorker-1' exited"

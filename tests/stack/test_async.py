@@ -78,7 +78,7 @@ def test_events_follow_a_task_to_its_end(http):
 def test_under_wsgi_an_event_response_ends_at_once(http):
     if VARIANT != "wsgi":
         pytest.skip("under ASGI a stream stays open by design")
-    task_id = enqueue(http, 10)
+    task_id = enqueue(http, 5)
     started = time.monotonic()
     response = http.get(f"/api/tasks/{task_id}/events/")
     assert response.status_code == 200

@@ -52,6 +52,11 @@ def wait_for_status(http: httpx.Client, task_id: str, status: str, timeout: floa
         time.sleep(0.2)
 
 
+# Long enough that the kill (after `celery inspect`, seconds on a busy machine) lands while the
+# task runs: one that finished first would never run again, killed or not.
+TASK_SECONDS = 10
+
+
 def run_started_at(result: dict) -> float:
     """When the run that completed the task started, as a Unix time (the containers share the
     host's clock)."""
@@ -109,7 +114,7 @@ def test_a_task_running_when_its_worker_is_killed_runs_again(http):
     """SIGKILL for the whole worker, as the OOM killer or a crashed host would deal it: the task
     it was running was never acknowledged, so Redis hands it out again (after the visibility
     timeout) and it runs once more, from the start."""
-    task_id = enqueue(http, 3)
+    task_id = enqueue(http, TASK_SECONDS)
     wait_for_status(http, task_id, "running")
     killed_at = time.time()
     compose("kill", "--signal", "KILL", "worker")
@@ -129,7 +134,7 @@ def test_a_task_whose_pool_process_dies_runs_again_at_once(http):
     stays up and, with task_reject_on_worker_lost, puts the task back on the queue at once."""
     (worker,) = container_ids("worker")
     worker_started = inspect(worker)["State"]["StartedAt"]
-    task_id = enqueue(http, 3)
+    task_id = enqueue(http, TASK_SECONDS)
     wait_for_status(http, task_id, "running")
     active = json.loads(
         compose(
@@ -142,9 +147,12 @@ def test_a_task_whose_pool_process_dies_runs_again_at_once(http):
     killed_at = time.time()
     compose("exec", "-T", "worker", "sh", "-c", f"kill -KILL {pid}")
 
-    # Well within the visibility timeout: requeued by the worker, not restored by Redis.
-    result = wait_for_task(http, task_id, timeout=15)["result"]
+    result = wait_for_task(http, task_id, timeout=TASK_SECONDS + 20)["result"]
     assert run_started_at(result) > killed_at, "the task was not run again after the kill"
+    # Well within the visibility timeout (20 s after the first delivery): requeued by the
+    # worker, not restored by Redis.
+    requeued_after = run_started_at(result) - killed_at
+    assert requeued_after < 10, f"run again {requeued_after:.1f} s after the kill, not at once"
     assert inspect(worker)["State"]["StartedAt"] == worker_started, "the worker restarted"
     wait_healthy()
 
@@ -183,6 +191,30 @@ def test_enqueues_wait_out_a_redis_crash_and_queued_tasks_survive_it(http):
     assert all(answered > redis_back for _, _, answered in answers), "no enqueue waited"
     for task_id in [*queued, *(json.loads(text)["id"] for _, text, _ in answers)]:
         wait_for_task(http, task_id, timeout=60)
+
+
+def task_rows() -> int:
+    query = "SELECT count(*) FROM demo_taskrun"
+    psql = f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "{query}"'
+    return int(compose("exec", "-T", "db", "sh", "-c", psql).stdout.strip())
+
+
+@pytest.mark.demo
+@only_once
+def test_an_enqueue_that_outlasts_its_retries_gets_503_and_leaves_no_task(http):
+    """Redis down for longer than enqueues wait (about 15 s): a 503 that says to retry, not a
+    500, and no task recorded as queued that no worker will ever see."""
+    rows_before = task_rows()
+    compose("stop", "redis")
+    try:
+        response = httpx.post(f"{STACK_URL}/api/tasks/", json={"seconds": 0}, timeout=90)
+    finally:
+        compose("start", "redis")
+        wait_healthy()
+    assert response.status_code == 503, response.text[:300]
+    assert response.headers["retry-after"]
+    assert "unavailable" in response.json()["error"]
+    assert task_rows() == rows_before
 
 
 @pytest.mark.demo

@@ -193,6 +193,46 @@ def test_logs_are_one_json_object_per_line():
             assert {"time", "level", "message"} <= set(entry), line
 
 
+def rendered_config(env_file: Path, names: set[str]) -> dict:
+    """`docker compose config` of the stack's files with only env_file for variables: the
+    shell's values of `names` removed, as in a fresh shell."""
+    environment = {
+        **{name: value for name, value in os.environ.items() if name not in names},
+        "COMPOSE_ENV_FILES": str(env_file),
+    }
+    result = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_compose_defaults_are_the_ones_env_example_documents(tmp_path):
+    """With no .env at all the stack runs as .env.example says (the tests run with it, so
+    a default in compose files that differs from it, JSON logs for one, would go unseen)."""
+    example = ROOT / ".env.example"
+    names = set(re.findall(r"^#* *([A-Z][A-Z0-9_]*)=", example.read_text(), re.MULTILINE))
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    defaults, documented = rendered_config(empty, names), rendered_config(example, names)
+    assert differences(defaults, documented) == []
+
+
+def differences(found, wanted, path: str = "") -> list[str]:
+    """Where two JSON values differ, as "path: found != wanted" lines."""
+    if isinstance(found, dict) and isinstance(wanted, dict):
+        return [
+            line
+            for key in sorted(found.keys() | wanted.keys())
+            for line in differences(found.get(key), wanted.get(key), f"{path}.{key}")
+        ]
+    return [] if found == wanted else [f"{path}: {found!r} != {wanted!r}"]
+
+
 def docker_run(image_id: str, program: str, *arguments: str) -> subprocess.CompletedProcess:
     """Runs a program in a fresh container of the image, as root so that it can read everything."""
     return subprocess.run(
