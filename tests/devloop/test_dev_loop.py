@@ -19,20 +19,20 @@ def test_view_edit_is_served_without_a_rebuild(dev_stack):
         "return JsonResponse(runtime.describe(request))",
         'return JsonResponse(runtime.describe(request) | {"edited": "view"})',
     )
-    wait_until(served("/api/info/", '"edited": "view"'), 30, "edited view served")
+    wait_until(served("/api/info/", '"edited": "view"'), 60, "edited view served")
     LATENCIES["view"] = time.monotonic() - edited
     assert dev_stack.container_id("web") == web, "web was recreated, not reloaded"
 
 
 def test_template_edit_shows_on_the_next_page_load(dev_stack):
     edited = dev_stack.edit("demo/templates/demo/status.html", "<h1>", '<h1 data-edited="yes">')
-    wait_until(served("/", 'data-edited="yes"'), 30, "edited template served")
+    wait_until(served("/", 'data-edited="yes"'), 60, "edited template served")
     LATENCIES["template"] = time.monotonic() - edited
 
 
 def test_stylesheet_edit_is_served_through_nginx(dev_stack):
     edited = dev_stack.edit("demo/static/demo/status.css", "main {", "/* edited */\nmain {")
-    wait_until(served("/static/demo/status.css", "/* edited */"), 30, "edited CSS served")
+    wait_until(served("/static/demo/status.css", "/* edited */"), 60, "edited CSS served")
     LATENCIES["css"] = time.monotonic() - edited
     response = httpx.get(f"{URL}/static/demo/status.css")
     assert response.headers["content-type"].startswith("text/css")
