@@ -4,8 +4,15 @@ write files write them into the checkout, owned by its owner."""
 import time
 
 import httpx
+import pytest
 
-from conftest import HOST_UID, LATENCIES, URL, wait_until
+from conftest import HOST_UID, LATENCIES, REPO, URL, wait_until
+
+# The edits are made to the demo's view, template, stylesheet and task.
+pytestmark = pytest.mark.skipif(
+    not (REPO / "app" / "demo").is_dir(),
+    reason="the demo app was removed (scripts/init.sh --no-demo): nothing to edit",
+)
 
 
 def served(path: str, text: str):
