@@ -78,6 +78,14 @@ done
 refusal=$(DOMAIN='' docker compose -f compose.https.yaml config --quiet 2>&1 || true)
 check "compose.https.yaml without DOMAIN: refused, naming it" "not refused with a message" \
   grep -q "set DOMAIN in .env" <<<"$refusal"
+# An included file (compose.asgi.yaml's) reads .env for the variables .env.example leaves unset,
+# whatever COMPOSE_ENV_FILES says: refuse to test settings other than the defaults.
+leaked=$(docker compose -f compose.asgi.yaml config --format json | python3 -c '
+import json, sys
+web = json.load(sys.stdin)["services"]["web"]["environment"]
+print(" ".join(f"{name}={web[name]}" for name in ("WEB_CONCURRENCY", "DJANGO_DB_POOL_SIZE") if web.get(name)))')
+check "the defaults under test, whatever .env says" "unset $leaked in .env to run the tests" \
+  test -z "$leaked"
 [ "$failures" -eq 0 ] || exit 1
 
 step "unit tests (app image, real Postgres and Redis)"
