@@ -257,22 +257,29 @@ SESSION_COOKIE_HTTPONLY = True
 
 
 # Outgoing mail: SMTP, configured by EMAIL_*; DJANGO_EMAIL_BACKEND=console writes each message
-# to the log instead (compose.dev.yaml does). https://docs.djangoproject.com/en/6.1/topics/email/
+# to the log instead (compose.dev.yaml does). Django 6.1's MAILERS, which replaces the EMAIL_*
+# settings. https://docs.djangoproject.com/en/6.1/topics/email/
 
-EMAIL_BACKEND = {
-    "smtp": "django.core.mail.backends.smtp.EmailBackend",
-    "console": "django.core.mail.backends.console.EmailBackend",
-}[env.str("DJANGO_EMAIL_BACKEND", "smtp", validate=OneOf(["smtp", "console"]))]
-EMAIL_HOST = env.str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", 25, validate=Range(min=1, max=65535))
-EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
-# STARTTLS (usually port 587) or implicit TLS (usually 465): one or the other.
-EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
-EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
-if EMAIL_USE_TLS and EMAIL_USE_SSL:
+EMAIL_BACKEND_NAME = env.str("DJANGO_EMAIL_BACKEND", "smtp", validate=OneOf(["smtp", "console"]))
+SMTP_OPTIONS = {
+    "host": env.str("EMAIL_HOST", "localhost"),
+    "port": env.int("EMAIL_PORT", 25, validate=Range(min=1, max=65535)),
+    "username": env.str("EMAIL_HOST_USER", ""),
+    "password": env.str("EMAIL_HOST_PASSWORD", ""),
+    # STARTTLS (usually port 587) or implicit TLS (usually 465): one or the other.
+    "use_tls": env.bool("EMAIL_USE_TLS", False),
+    "use_ssl": env.bool("EMAIL_USE_SSL", False),
+    "timeout": env.int("EMAIL_TIMEOUT", 10, validate=Range(min=1)),
+}
+if SMTP_OPTIONS["use_tls"] and SMTP_OPTIONS["use_ssl"]:
     raise ImproperlyConfigured("Set EMAIL_USE_TLS or EMAIL_USE_SSL, not both.")
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10, validate=Range(min=1))
+MAILERS = {
+    "default": (
+        {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": SMTP_OPTIONS}
+        if EMAIL_BACKEND_NAME == "smtp"
+        else {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    )
+}
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", "webmaster@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

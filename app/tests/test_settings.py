@@ -181,8 +181,8 @@ def run_settings(code: str, **overrides: str | None) -> subprocess.CompletedProc
 
 def test_smtp_settings_come_from_the_environment():
     result = run_settings(
-        "from config import settings as s; print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, "
-        "s.EMAIL_HOST_USER, s.EMAIL_USE_TLS, s.DEFAULT_FROM_EMAIL)",
+        "import json; from config import settings as s; "
+        "print(json.dumps([s.MAILERS, s.DEFAULT_FROM_EMAIL]))",
         EMAIL_HOST="smtp.example.com",
         EMAIL_PORT="587",
         EMAIL_HOST_USER="mailer",
@@ -190,14 +190,26 @@ def test_smtp_settings_come_from_the_environment():
         DJANGO_DEFAULT_FROM_EMAIL="site@example.com",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [
-        "django.core.mail.backends.smtp.EmailBackend",
+    mailers, sender = json.loads(result.stdout.splitlines()[-1])
+    assert mailers["default"]["BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    options = mailers["default"]["OPTIONS"]
+    assert (options["host"], options["port"], options["username"]) == (
         "smtp.example.com",
-        "587",
+        587,
         "mailer",
-        "True",
-        "site@example.com",
-    ]
+    )
+    assert (options["use_tls"], options["use_ssl"]) == (True, False)
+    assert sender == "site@example.com"
+
+
+def test_console_mail_backend_takes_no_smtp_options():
+    result = run_settings(
+        "import json; from config import settings as s; print(json.dumps(s.MAILERS))",
+        DJANGO_EMAIL_BACKEND="console",
+    )
+    assert result.returncode == 0, result.stderr
+    mailers = json.loads(result.stdout.splitlines()[-1])
+    assert mailers == {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 
 
 def test_starttls_and_implicit_tls_together_stop_startup():
