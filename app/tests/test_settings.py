@@ -24,6 +24,16 @@ def clean_environment(**overrides: str | None) -> dict[str, str]:
     return {name: value for name, value in environment.items() if value is not None}
 
 
+def run_settings(code: str, **overrides: str | None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_environment(**overrides),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def load_settings(**overrides: str | None) -> subprocess.CompletedProcess:
     """Import the settings in a fresh interpreter with only the given variables set."""
     code = (
@@ -33,13 +43,7 @@ def load_settings(**overrides: str | None) -> subprocess.CompletedProcess:
         "'ssl_redirect': s.SECURE_SSL_REDIRECT, 'secure_cookies': s.SESSION_COOKIE_SECURE, "
         "'hsts': s.SECURE_HSTS_SECONDS}))"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env=clean_environment(**overrides),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_settings(code, **overrides)
 
 
 def test_defaults_are_production_safe():
@@ -167,16 +171,6 @@ def test_malformed_variable_stops_startup_naming_it(variable, value):
     result = load_settings(**{variable: value})
     assert result.returncode != 0
     assert variable in result.stderr
-
-
-def run_settings(code: str, **overrides: str | None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env=clean_environment(**overrides),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def test_smtp_settings_come_from_the_environment():

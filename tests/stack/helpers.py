@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import subprocess
 import time
 
@@ -93,3 +94,13 @@ def log_lines(service: str, since: str) -> list[str]:
     """A service's log lines since a time (RFC 3339), without compose's terminal escapes."""
     output = compose("logs", "--no-color", "--no-log-prefix", "--since", since, service).stdout
     return [line.removeprefix("\x1b[2K") for line in output.splitlines()]
+
+
+def create_superuser(prefix: str) -> tuple[str, str]:
+    """A new admin user in the running stack, made as an operator would; (username, password)."""
+    username, password = f"{prefix}-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    email = f"{username}@example.com"
+    manage = ["python", "manage.py", "createsuperuser", "--noinput", "--username", username]
+    password_variable = f"DJANGO_SUPERUSER_PASSWORD={password}"
+    compose("exec", "-T", "-e", password_variable, "web", *manage, "--email", email)
+    return username, password

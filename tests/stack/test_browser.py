@@ -6,14 +6,13 @@ STACK_REQUIRE_BROWSER is set (.ci/run and the GitHub workflow set it): then it f
 """
 
 import os
-import secrets
 import shutil
 import time
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from helpers import STACK_URL, compose
+from helpers import STACK_URL, create_superuser
 
 pytestmark = [pytest.mark.demo, pytest.mark.no_5xx]
 
@@ -121,22 +120,7 @@ def test_task_form_enqueues_a_task_that_succeeds(page):
 
 
 def test_admin_login_through_the_form_is_styled(page):
-    username, password = f"browser-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-    compose(
-        "exec",
-        "-T",
-        "-e",
-        f"DJANGO_SUPERUSER_PASSWORD={password}",
-        "web",
-        "python",
-        "manage.py",
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        username,
-        "--email",
-        f"{username}@example.com",
-    )
+    username, password = create_superuser("browser")
     page.goto("/admin/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import compose, containers, inspect
+from helpers import compose, containers, create_superuser, inspect
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_RUNNING = {"db", "redis", "web", "worker", "beat", "nginx"}
@@ -409,22 +409,7 @@ def test_a_placeholder_secret_stops_startup_naming_it():
 
 
 def test_a_superuser_can_log_in_to_the_admin_through_nginx(http):
-    username, password = f"admin-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-    compose(
-        "exec",
-        "-T",
-        "-e",
-        f"DJANGO_SUPERUSER_PASSWORD={password}",
-        "web",
-        "python",
-        "manage.py",
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        username,
-        "--email",
-        f"{username}@example.com",
-    )
+    username, password = create_superuser("admin")
     login_page = http.get("/admin/login/")
     token = http.cookies["csrftoken"]
     response = http.post(
