@@ -31,17 +31,17 @@ async def open_stream(client: httpx.AsyncClient, path: str, opened: asyncio.Even
 
 
 async def meanwhile(client: httpx.AsyncClient, task_id: str) -> dict:
-    """The rest of the site while the streams are open: a DB read 200 times, 8 at a time."""
+    """The rest of the site while the streams are open: a DB read 200 times, 4 at a time."""
     latencies: list[float] = []
     statuses: list[int] = []
 
     async def reader() -> None:
-        for _ in range(25):
+        for _ in range(50):
             started = time.monotonic()
             statuses.append((await client.get(f"/api/tasks/{task_id}/")).status_code)
             latencies.append(time.monotonic() - started)
 
-    await asyncio.gather(*(reader() for _ in range(8)))
+    await asyncio.gather(*(reader() for _ in range(4)))
     return {
         "statuses": statuses,
         "p99": statistics.quantiles(latencies, n=100)[98],
