@@ -25,6 +25,7 @@ def clean_environment(**overrides: str | None) -> dict[str, str]:
 
 
 def run_settings(code: str, **overrides: str | None) -> subprocess.CompletedProcess:
+    """Runs code in a fresh interpreter with only the given settings variables set."""
     return subprocess.run(
         [sys.executable, "-c", code],
         env=clean_environment(**overrides),
@@ -67,13 +68,7 @@ def test_defaults_are_production_safe():
             "log_format": s.LOGGING["handlers"]["console"]["formatter"],
         }))
     """
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=clean_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_settings(code)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "debug": False,
@@ -94,13 +89,7 @@ def test_defaults_are_production_safe():
 
 def test_asgi_defaults_to_a_connection_pool():
     code = "from config import settings as s; print(s.DATABASES['default']['OPTIONS']['pool'])"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=clean_environment(SERVER_INTERFACE="asgi"),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_settings(code, SERVER_INTERFACE="asgi")
     assert result.returncode == 0, result.stderr
     assert "'max_size': 8" in result.stdout
 
@@ -297,13 +286,7 @@ def test_the_worker_pool_logs_json_too():
         app.log.setup_logging_subsystem(loglevel="INFO")  # as the worker does at start
         get_multiprocessing_logger().error("Process %r exited", "ForkPoolWorker-1")
     """
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=clean_environment(DJANGO_SETTINGS_MODULE="config.settings"),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_settings(code, DJANGO_SETTINGS_MODULE="config.settings")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, lines

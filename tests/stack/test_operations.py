@@ -193,6 +193,25 @@ def test_logs_are_one_json_object_per_line():
             assert {"time", "level", "message"} <= set(entry), line
 
 
+def compose_in(
+    environment: dict,
+    *args: str,
+    cwd: Path = ROOT,
+    check: bool = False,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
+    """`docker compose` for a project other than the stack under test, in its own environment."""
+    return subprocess.run(
+        ["docker", "compose", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
+    )
+
+
 def rendered_config(env_file: Path, names: set[str]) -> dict:
     """`docker compose config` of the stack's files with only env_file for variables: the
     shell's values of `names` removed, as in a fresh shell."""
@@ -200,15 +219,7 @@ def rendered_config(env_file: Path, names: set[str]) -> dict:
         **{name: value for name, value in os.environ.items() if name not in names},
         "COMPOSE_ENV_FILES": str(env_file),
     }
-    result = subprocess.run(
-        ["docker", "compose", "config", "--format", "json"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout)
+    return json.loads(compose_in(environment, "config", "--format", "json", check=True).stdout)
 
 
 def test_compose_defaults_are_the_ones_env_example_documents(tmp_path):
@@ -290,14 +301,7 @@ def images_built_with_known_secrets():
             "COMPOSE_PROJECT_NAME": project,
             "APP_IMAGE": images["app"],
         }
-        build = subprocess.run(
-            ["docker", "compose", "build", "--quiet", "web", "nginx"],
-            cwd=copy,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        build = compose_in(environment, "build", "--quiet", "web", "nginx", cwd=copy)
         assert build.returncode == 0, build.stderr
     try:
         yield images, [value.encode() for value in values.values()]
@@ -320,13 +324,8 @@ def test_secrets_given_at_build_time_are_in_no_layer(images_built_with_known_sec
 def wait_for_exit(project: str, environment: dict, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = subprocess.run(
-            ["docker", "compose", "ps", "--all", "--format", "{{.Service}} {{.State}}"],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
+        states = compose_in(
+            environment, "ps", "--all", "--format", "{{.Service}} {{.State}}"
         ).stdout
         if "migrate exited" in states:
             return
@@ -347,50 +346,24 @@ def test_a_malformed_variable_makes_up_wait_fail_and_the_logs_name_it():
     nginx_image = f"{project}-nginx"
     subprocess.run(["docker", "tag", running()["nginx"]["Image"], nginx_image], check=True)
     try:
-        up = subprocess.run(
-            ["docker", "compose", "up", "--wait", "--no-build"],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        up = compose_in(environment, "up", "--wait", "--no-build", timeout=300)
         assert up.returncode != 0, up.stdout + up.stderr
         assert "migrate" in up.stdout + up.stderr, up.stdout + up.stderr
         wait_for_exit(project, environment)
-        logs = subprocess.run(
-            ["docker", "compose", "logs", "--no-log-prefix", "migrate"],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        logs = compose_in(environment, "logs", "--no-log-prefix", "migrate", check=True)
         assert "DJANGO_DEBUG" in logs.stdout + logs.stderr, logs.stdout[-2000:]
         states = {
             container["Service"]: container["State"]
             for container in map(
                 json.loads,
-                subprocess.run(
-                    ["docker", "compose", "ps", "--all", "--format", "json"],
-                    cwd=ROOT,
-                    env=environment,
-                    capture_output=True,
-                    text=True,
-                    check=True,
+                compose_in(
+                    environment, "ps", "--all", "--format", "json", check=True
                 ).stdout.splitlines(),
             )
         }
         assert "web" not in states or states["web"] != "running", states
     finally:
-        subprocess.run(
-            ["docker", "compose", "down", "--volumes", "--remove-orphans"],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            check=False,
-        )
+        compose_in(environment, "down", "--volumes", "--remove-orphans")
         subprocess.run(["docker", "rmi", nginx_image], capture_output=True, check=False)
 
 
