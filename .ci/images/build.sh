@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: .ci/images/build.sh
 # Builds stand-ins for the official images this stack names (python, postgres, redis, nginx,
-# caddy) and for the ACME test server of the HTTPS tests (pebble) from Debian packages, for
+# caddy), for the ACME test server of the HTTPS tests (pebble), and for the swarm harness's
+# Docker-in-Docker node and registry (dind, registry; .ci/swarm.sh) from Debian packages, for
 # machines that cannot reach a container registry. Each keeps its official image's contract
 # (entrypoint variables, ports, paths, users, and no USER: the uid is compose's) and refuses what
 # it does not emulate; .ci/README.md lists every difference and .ci/images/test.sh checks the
@@ -38,6 +39,8 @@ build redis 8
 build nginx 1.30
 build caddy 2
 build pebble 2
+build dind 26
+build registry 2
 
 cat <<ENV
 PYTHON_IMAGE=$prefix/python:3.13
@@ -46,4 +49,6 @@ REDIS_IMAGE=$prefix/redis:8
 NGINX_IMAGE=$prefix/nginx:1.30
 CADDY_IMAGE=$prefix/caddy:2
 PEBBLE_IMAGE=$prefix/pebble:2
+DIND_IMAGE=$prefix/dind:26
+REGISTRY_IMAGE=$prefix/registry:2
 ENV

@@ -5,11 +5,12 @@
 # (the uid from the run, *_FILE variables, POSTGRES_INITDB_ARGS, POSTGRES_HOST_AUTH_METHOD,
 # /docker-entrypoint-initdb.d, templates, ...), and checks it behaves as the official image does.
 # Prints one "ok NAME" or "FAIL NAME: why" line per check; exits 1 if any check failed.
-# Images: POSTGRES_IMAGE, REDIS_IMAGE, NGINX_IMAGE, PYTHON_IMAGE, as build.sh prints them
-# (default: the stack-standin/* names it builds). Removes the containers and volumes it makes.
+# Images: POSTGRES_IMAGE, REDIS_IMAGE, NGINX_IMAGE, PYTHON_IMAGE, REGISTRY_IMAGE, DIND_IMAGE, as
+# build.sh prints them (default: the stack-standin/* names it builds). Removes the containers and
+# volumes it makes.
 set -Eeuo pipefail
 
-usage() { sed -n '2,9s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,10s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 case ${1:-} in
   "") ;;
   -h | --help) usage ;;
@@ -20,6 +21,8 @@ postgres_image=${POSTGRES_IMAGE:-stack-standin/postgres:17}
 redis_image=${REDIS_IMAGE:-stack-standin/redis:8}
 nginx_image=${NGINX_IMAGE:-stack-standin/nginx:1.30}
 python_image=${PYTHON_IMAGE:-stack-standin/python:3.13}
+registry_image=${REGISTRY_IMAGE:-stack-standin/registry:2}
+dind_image=${DIND_IMAGE:-stack-standin/dind:26}
 
 run_id="standin-test-$$"
 label="standin-contract-test=$run_id"
@@ -357,6 +360,82 @@ check_nginx_unemulated() {
     -v "$fixtures/hooks:/docker-entrypoint.d:ro" "$nginx_image" nginx -v
 }
 
+# --- registry (swarm harness) ------------------------------------------------------------------
+check_registry_image() {
+  expect_equal volumes 'map[/var/lib/registry:{}]' "$(image_field "$registry_image" '{{.Config.Volumes}}')" &&
+    expect_equal entrypoint '[/entrypoint.sh]' "$(image_field "$registry_image" '{{.Config.Entrypoint}}')" &&
+    expect_equal command '[/etc/docker/registry/config.yml]' "$(image_field "$registry_image" '{{.Config.Cmd}}')" &&
+    expect_equal ports 'map[5000/tcp:{}]' "$(image_field "$registry_image" '{{.Config.ExposedPorts}}')"
+}
+# As the official documentation runs it: plain HTTP on :5000, blobs stored in /var/lib/registry.
+check_registry_stores() {
+  local ip digest location=
+  start registry-plain "$registry_image" || return 1
+  ip=$(ip_of "$run_id-registry-plain")
+  printf 'a blob\n' >"$fixtures/blob"
+  digest=sha256:$(sha256sum "$fixtures/blob" | cut -d' ' -f1)
+  # An upload in two requests (the registry's API): POST opens it, PUT with the digest ends it.
+  for _ in $(seq 30); do
+    location=$(curl -fsS -o /dev/null -X POST -w '%header{location}' "http://$ip:5000/v2/contract/blobs/uploads/" 2>/dev/null) && break
+    sleep 0.5
+  done
+  [ -n "$location" ] || { echo "no upload location from POST /v2/contract/blobs/uploads/"; return 1; }
+  expect_equal 'upload ended by PUT' 201 "$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+    -H 'Content-Type: application/octet-stream' --data-binary @"$fixtures/blob" "$location&digest=$digest")" &&
+    docker exec "$run_id-registry-plain" test -s "/var/lib/registry/docker/registry/v2/blobs/sha256/${digest:7:2}/${digest#sha256:}/data"
+}
+# REGISTRY_* variables override the configuration's keys, TLS included (as .ci/swarm.sh uses it).
+check_registry_env_overrides() {
+  local ip
+  mkdir -p "$fixtures/registry-tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=registry.test \
+    -addext subjectAltName=DNS:registry.test -keyout "$fixtures/registry-tls/key.pem" \
+    -out "$fixtures/registry-tls/cert.pem" 2>/dev/null || { echo "openssl failed"; return 1; }
+  chmod -R a+rX "$fixtures/registry-tls"
+  start registry-tls -v "$fixtures/registry-tls:/certs:ro" -e REGISTRY_HTTP_ADDR=:5443 \
+    -e REGISTRY_HTTP_TLS_CERTIFICATE=/certs/cert.pem -e REGISTRY_HTTP_TLS_KEY=/certs/key.pem "$registry_image" || return 1
+  ip=$(ip_of "$run_id-registry-tls")
+  for _ in $(seq 30); do
+    curl -fsS --cacert "$fixtures/registry-tls/cert.pem" --connect-to "registry.test:5443:$ip:5443" \
+      https://registry.test:5443/v2/ >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  echo "no TLS answer on :5443; log: $(docker logs --tail 5 "$run_id-registry-tls" 2>&1)"
+  return 1
+}
+
+# --- dind (swarm harness) ----------------------------------------------------------------------
+# Run as .ci/swarm.sh runs a node: no --privileged (refused on these machines), a volume for
+# /var/lib/docker. Its engine must run a container, and answer again after a stop and a start.
+dind_node=$run_id-dind
+dind_engine() { docker -H "tcp://$(ip_of "$dind_node"):2375" "$@"; }
+wait_dind_engine() {
+  local deadline=$((SECONDS + 60))
+  until dind_engine version >/dev/null 2>&1; do
+    if [ "$(docker inspect -f '{{.State.Running}}' "$dind_node")" != true ] || [ $SECONDS -ge $deadline ]; then
+      echo "the inner engine never answered; its log ends: $(docker logs --tail 5 "$dind_node" 2>&1)"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+check_dind_image() {
+  expect_equal volumes 'map[/var/lib/docker:{}]' "$(image_field "$dind_image" '{{.Config.Volumes}}')"
+}
+check_dind_runs_a_container() {
+  start dind -v "$(volume dind):/var/lib/docker" --cap-add ALL --cap-drop SYS_RESOURCE --cgroupns private \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined "$dind_image" || return 1
+  wait_dind_engine || return 1
+  docker save "$python_image" | dind_engine load -q >/dev/null || return 1
+  expect_equal 'inner container output' inner-ok "$(dind_engine run --rm "$python_image" echo inner-ok 2>&1)"
+}
+check_dind_restart() {
+  docker stop "$dind_node" >/dev/null && docker start "$dind_node" >/dev/null || return 1
+  wait_dind_engine || return 1
+  # The volume kept the image loaded before the stop.
+  dind_engine image inspect "$python_image" >/dev/null
+}
+
 check images-set-no-user check_no_user
 check postgres-image check_postgres_image
 check redis-image check_redis_image
@@ -388,6 +467,12 @@ check nginx-templates check_nginx_templates
 check nginx-envsubst-filter check_nginx_filter
 check nginx-output-not-writable check_nginx_output_not_writable
 check nginx-unemulated-hook-refused check_nginx_unemulated
+check registry-image check_registry_image
+check registry-stores-in-var-lib-registry check_registry_stores
+check registry-env-overrides-tls check_registry_env_overrides
+check dind-image check_dind_image
+check dind-runs-a-container check_dind_runs_a_container
+check dind-restart-keeps-state check_dind_restart
 
 if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed"
