@@ -55,15 +55,14 @@ wait_for() {
 print_env() {
   local ips=() i
   for i in "${!nodes[@]}"; do ips+=("$(node_ip "$i")"); done
-  printf 'SWARM_MANAGER=tcp://%s:2375\nSWARM_REGISTRY=%s\nSWARM_NODES=%s\nSWARM_NETWORK=%s\n' \
-    "$manager_ip" "$registry" "$(IFS=,; echo "${ips[*]}")" "$network"
+  printf 'SWARM_MANAGER=tcp://%s:2375\nSWARM_REGISTRY=%s\nSWARM_NODES=%s\nSWARM_NODE_CONTAINERS=%s\nSWARM_NETWORK=%s\n' \
+    "$manager_ip" "$registry" "$(IFS=,; echo "${ips[*]}")" "$prefix-node1,$prefix-node2,$prefix-node3" "$network"
 }
 
 # --- up -----------------------------------------------------------------------------------------
 
 # A CA (its key thrown away once it has signed) and the registry's certificate for its IP.
 make_certificates() {
-  local work
   if [ -s "$state/tls/registry.crt" ] \
     && openssl x509 -in "$state/tls/registry.crt" -noout -checkend 86400 >/dev/null \
     && [[ $(openssl x509 -in "$state/tls/registry.crt" -noout -checkip "$registry_ip") == *"does match"* ]] \
@@ -72,8 +71,8 @@ make_certificates() {
     return 0
   fi
   log "certificates: new CA and registry certificate for IP $registry_ip ($state)"
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
+  work=$(mktemp -d)  # global: the EXIT trap still sees it
+  trap 'rm -rf "${work:-}"' EXIT
   mkdir -p "$state/ca" "$state/tls"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
     -subj "/CN=$prefix registry CA" -keyout "$work/ca.key" -out "$state/ca/ca.crt" \

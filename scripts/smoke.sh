@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/smoke.sh [--asgi] [--keep] [--no-build]
+# Usage: scripts/smoke.sh [--asgi] [--keep] [--no-build] | scripts/smoke.sh [--asgi] --url URL
 # Builds and starts the stack under its own compose project, waits until every service is
 # healthy, then checks what a visitor relies on through nginx, one "ok"/"FAIL" line per check.
 # Tears the stack down (volumes included) unless --keep. Exits non-zero if any check failed.
@@ -7,49 +7,56 @@
 #   --asgi      compose.asgi.yaml instead of compose.yaml
 #   --keep      leave the stack running (for the stack tests, or a look around)
 #   --no-build  use the images already built
+#   --url URL   only check the site running at URL (a deployment; nothing is started)
 # Environment: COMPOSE_PROJECT_NAME (default django-stack-smoke), HTTP_PORT (default 18000),
 # COMPOSE_OVERLAY (extra compose files, colon-separated, e.g. .ci/compose.build-ca.yaml).
 set -Eeuo pipefail
 
-usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,12s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-variant=wsgi keep=false build=true
-for arg in "$@"; do
-  case $arg in
+variant=wsgi keep=false build=true url=''
+while [ $# -gt 0 ]; do
+  case $1 in
     --asgi) variant=asgi ;;
     --keep) keep=true ;;
     --no-build) build=false ;;
+    --url) url=${2:?--url needs a URL}; shift ;;
     -h | --help) usage ;;
-    *) echo "unknown option: $arg" >&2; usage 2 ;;
+    *) echo "unknown option: $1" >&2; usage 2 ;;
   esac
+  shift
 done
 
-COMPOSE_FILE=$(compose_files "$variant")
-export COMPOSE_FILE
-export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-django-stack-smoke}
-export HTTP_PORT=${HTTP_PORT:-18000}
-url="http://127.0.0.1:$HTTP_PORT"
+# start_stack: the stack of this checkout, under its own project, every service healthy.
+start_stack() {
+  COMPOSE_FILE=$(compose_files "$variant")
+  export COMPOSE_FILE
+  export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-django-stack-smoke}
+  export HTTP_PORT=${HTTP_PORT:-18000}
+  url="http://127.0.0.1:$HTTP_PORT"
+  teardown() {
+    if [ "$keep" = false ]; then
+      docker compose down --volumes --remove-orphans >/dev/null 2>&1 || true
+    fi
+  }
+  trap teardown EXIT
 
-teardown() {
-  if [ "$keep" = false ]; then
-    docker compose down --volumes --remove-orphans >/dev/null 2>&1 || true
+  if [ "$build" = true ]; then
+    docker compose build --quiet
+  fi
+  if docker compose up --detach --wait --quiet-pull >/dev/null 2>&1; then
+    ok "$variant stack up: every service healthy"
+  else
+    fail "$variant stack up" "not every service became healthy"
+    docker compose ps --all
+    docker compose logs --tail 30
+    exit 1
   fi
 }
-trap teardown EXIT
-
-if [ "$build" = true ]; then
-  docker compose build --quiet
-fi
-if docker compose up --detach --wait --quiet-pull >/dev/null 2>&1; then
-  ok "$variant stack up: every service healthy"
-else
-  fail "$variant stack up" "not every service became healthy"
-  docker compose ps --all
-  docker compose logs --tail 30
-  exit 1
-fi
+[ -n "$url" ] || start_stack
+url=${url%/}
 
 check "/healthz" "not ok" test "$(curl -fsS "$url/healthz" | json status)" = ok
 ready=$(curl -sS "$url/readyz" || true)

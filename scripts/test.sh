@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/test.sh [--quick | --dev-loop]
+# Usage: scripts/test.sh [--quick | --swarm | --dev-loop]
 # The project's test command. In order, stopping at the first failure:
 #   1. lint: scripts/lint.sh
 #   2. compose: `docker compose config` of each variant
@@ -8,8 +8,12 @@
 #      through nginx, then the stack is removed with its volumes
 #   5. https: for WSGI, then ASGI: compose.https.yaml with Pebble as the ACME CA
 #      (.ci/compose.acme-test.yaml), tests/stack/test_https.py, then removed with its volumes
-#   6. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
+#   6. swarm: a three-node Docker Swarm with a registry, from Docker engines in containers
+#      (.ci/swarm.sh); for WSGI, then ASGI: scripts/deploy.sh, then tests/swarm/ (rolling update,
+#      scaling, a failing migration, a node stopped, a worker's node killed)
+#   7. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
 # --quick: steps 1 to 4, WSGI only.
+# --swarm: step 6 only.
 # --dev-loop: only compose.dev.yaml under `docker compose watch` in a temporary copy: edits to a
 #   view, a template, a stylesheet and a task served without a rebuild; scripts/manage.sh
 #   makemigrations writes a file owned by the checkout's owner (tests/devloop/). Not part of
@@ -22,11 +26,13 @@
 # TLS-intercepting proxy.
 set -Eeuo pipefail
 
-usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
-variants=(wsgi asgi) https_variants=(wsgi asgi) quick=false dev_loop=false
+usage() { sed -n '2,26s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+variants=(wsgi asgi) https_variants=(wsgi asgi) swarm_variants=(wsgi asgi) quick=false
+dev_loop=false swarm_only=false
 case ${1:-} in
   "") ;;
-  --quick) variants=(wsgi) https_variants=() quick=true ;;
+  --quick) variants=(wsgi) https_variants=() swarm_variants=() quick=true ;;
+  --swarm) swarm_only=true ;;
   --dev-loop) dev_loop=true ;;
   -h | --help) usage ;;
   *) usage 2 ;;
@@ -74,6 +80,25 @@ if [ "$dev_loop" = true ]; then
   # The dev stack builds the image in worker and beat too: they need the CA as well.
   COMPOSE_OVERLAY=${COMPOSE_OVERLAY:+$COMPOSE_OVERLAY:.ci/compose.build-ca.dev.yaml} \
     tools pytest -p no:cacheprovider -q -rs tests/devloop
+  exit
+fi
+
+# swarm_stage: step 6.
+swarm_stage() {
+  step "swarm: three nodes and a registry (.ci/swarm.sh up)"
+  while IFS= read -r line; do export "${line?}"; done < <(.ci/swarm.sh up)
+  docker context rm --force swarmtest >/dev/null 2>&1 || true
+  docker context create swarmtest --docker "host=$SWARM_MANAGER" >/dev/null
+  export SWARM_CONTEXT=swarmtest
+  for variant in "${swarm_variants[@]}"; do
+    step "swarm: $variant (scripts/deploy.sh, tests/swarm/)"
+    STACK_VARIANT=$variant tools pytest -p no:cacheprovider -q -rs tests/swarm
+  done
+  docker context rm --force swarmtest >/dev/null
+  .ci/swarm.sh down
+}
+if [ "$swarm_only" = true ]; then
+  swarm_stage
   exit
 fi
 
@@ -131,6 +156,7 @@ for variant in "${https_variants[@]}"; do
 done
 
 if [ "$quick" = false ]; then
+  swarm_stage
   step "template: scripts/init.sh in a copy"
   tests/template.sh
 fi

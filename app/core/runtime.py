@@ -34,6 +34,9 @@ def describe(request: HttpRequest) -> dict[str, str | None]:
     current_interface = interface(request)
     return {
         "interface": current_interface,
+        # The container that answered (its host name): with several web containers behind
+        # nginx, as under Docker Swarm, it changes from request to request.
+        "host": platform.node(),
         # "https" once Django trusts the proxy's X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER).
         "scheme": request.scheme,
         "server": server_software(),

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Usage: scripts/deploy.sh [--asgi] [--context NAME] [--tag TAG] [--no-build] [--stack NAME] REPOSITORY
+# Deploys the stack to a Docker Swarm (README, "From one host to a cluster"): builds the images,
+# pushes them as REPOSITORY/app:TAG and REPOSITORY/nginx:TAG (e.g. REPOSITORY=ghcr.io/acme/mysite),
+# then, on the swarm:
+#   1. secrets: Swarm secrets of .env's values, or generated on the first deploy and kept;
+#   2. db and redis, on the node labelled data=true, until both are healthy;
+#   3. migrations, a one-off job with the new image: if it fails, the deploy stops there and the
+#      running site is left as it was;
+#   4. web, worker, beat and nginx: rolling updates, each new task healthy before an old one
+#      stops, rolled back if it fails.
+#   --asgi          serve over ASGI (compose.asgi.override.yaml)
+#   --context NAME  the Docker context of a swarm manager (default: the current context)
+#   --tag TAG       image tag (default: the git commit, -dirty with uncommitted changes)
+#   --no-build      deploy images already pushed under TAG
+#   --stack NAME    the stack's name (default: the compose project's name)
+# Environment: .env and the variables of compose.yaml; WEB_REPLICAS (default 2), WORKER_REPLICAS
+# (default 2), PUBLIC_HTTP_PORT (default 80); DEPLOY_TIMEOUT: seconds each step may take to
+# converge (default 600); COMPOSE_OVERLAY: extra compose files for the build.
+set -Eeuo pipefail
+
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+variant=wsgi context='' tag='' build=true stack='' repository=''
+while [ $# -gt 0 ]; do
+  case $1 in
+    --asgi) variant=asgi ;;
+    --context) context=${2:?--context needs a name}; shift ;;
+    --tag) tag=${2:?--tag needs a tag}; shift ;;
+    --no-build) build=false ;;
+    --stack) stack=${2:?--stack needs a name}; shift ;;
+    -h | --help) usage ;;
+    -*) echo "error: unknown option $1" >&2; usage 2 ;;
+    *) [ -z "$repository" ] || usage 2; repository=$1 ;;
+  esac
+  shift
+done
+[ -n "$repository" ] || usage 2
+
+say() { printf '[deploy] %s\n' "$*"; }
+die() { printf '[deploy] error: %s\n' "$*" >&2; exit 1; }
+# The swarm's commands go to the manager; builds and pushes stay on this machine's engine.
+swarm() { docker ${context:+--context "$context"} "$@"; }
+
+files=(-f compose.yaml)
+[ "$variant" = asgi ] && files+=(-f compose.asgi.override.yaml)
+files+=(-f swarm/compose.swarm.yaml)
+build_files=("${files[@]}")
+IFS=: read -ra overlays <<<"${COMPOSE_OVERLAY:-}"
+for file in "${overlays[@]}"; do build_files+=(-f "$file"); done
+
+[ "$(swarm info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ] ||
+  die "the engine of ${context:-the current context} is not a swarm manager (docker swarm init, or --context NAME)"
+stack=${stack:-$(docker compose -f compose.yaml config --format json | json name)}
+if [ -z "$tag" ]; then
+  tag=$(git rev-parse --short HEAD 2>/dev/null) || die "no git commit to tag the images with: give --tag TAG"
+  git diff --quiet HEAD 2>/dev/null || tag+=-dirty
+fi
+export APP_IMAGE=$repository/app:$tag NGINX_APP_IMAGE=$repository/nginx:$tag
+
+if [ "$build" = true ]; then
+  say "build and push $APP_IMAGE, $NGINX_APP_IMAGE"
+  docker compose "${build_files[@]}" build --quiet web nginx
+  docker compose "${build_files[@]}" push --quiet web nginx
+fi
+
+# 1. Secrets. A Swarm secret cannot be changed or read back, so each one's name ends in a hash
+# of its value: a new value in .env makes a new secret, and the services roll over to it. A
+# value .env leaves empty is generated once; later deploys find it by its label.
+given() { docker compose -f compose.yaml config --format json | json "services.secrets.environment.$1"; }
+current_secret() {
+  swarm secret ls --filter "label=$stack.secret=$1" --format '{{.CreatedAt}}	{{.Name}}' |
+    sort | tail -n 1 | cut -f 2
+}
+create_secret() { # NAME VALUE: the secret's full name, created unless it exists
+  local full
+  full=${stack}_${1}_$(printf %s "$2" | sha256sum | cut -c 1-12)
+  swarm secret inspect "$full" >/dev/null 2>&1 ||
+    printf %s "$2" | swarm secret create --label "$stack.secret=$1" "$full" - >/dev/null
+  printf '%s\n' "$full"
+}
+DJANGO_SECRET_KEY=$(given DJANGO_SECRET_KEY) POSTGRES_PASSWORD=$(given POSTGRES_PASSWORD) \
+  REDIS_PASSWORD=$(given REDIS_PASSWORD)
+export DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD
+# The rules of the one-host stack's secrets service (app/config/secrets.py): no placeholders,
+# no short values. The values reach the container through its environment, not its command line.
+docker run --rm --network none --read-only --tmpfs /tmp -e DJANGO_SECRET_KEY -e POSTGRES_PASSWORD \
+  -e REDIS_PASSWORD "$APP_IMAGE" python -m config.secrets /tmp >/dev/null ||
+  die "fix the secret named above in .env"
+for name in DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD; do
+  value=${!name} key=${name,,} secret=''
+  [ -z "$value" ] && secret=$(current_secret "$key")
+  if [ -z "$secret" ]; then
+    value=${value:-$(python3 -c 'import secrets; print(secrets.token_hex(32))')}
+    secret=$(create_secret "$key" "$value")
+  fi
+  export "SWARM_SECRET_$name=$secret"
+  # Redis reads its password from a config file: one per password, named after it.
+  if [ "$name" = REDIS_PASSWORD ]; then
+    conf=${stack}_redis_conf_${secret##*_}
+    if ! swarm secret inspect "$conf" >/dev/null 2>&1; then
+      [ -n "$value" ] || die "secret $conf is missing: set REDIS_PASSWORD in .env to make a new pair"
+      printf 'requirepass %s\n' "$value" | swarm secret create --label "$stack.secret=redis_conf" "$conf" - >/dev/null
+    fi
+    export SWARM_SECRET_REDIS_CONF=$conf
+  fi
+done
+unset DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD value
+say "secrets: $SWARM_SECRET_DJANGO_SECRET_KEY, $SWARM_SECRET_POSTGRES_PASSWORD, $SWARM_SECRET_REDIS_PASSWORD, $SWARM_SECRET_REDIS_CONF"
+
+stack_file=$(mktemp)
+trap 'rm -f "$stack_file"' EXIT
+timeout=${DEPLOY_TIMEOUT:-600}
+# deploy_services [SERVICE...]: compose renders the services (default: all the swarm's),
+# swarm/stackfile.py makes that a stack file, and the swarm converges to it (unless wait=false).
+# A new service whose tasks never become healthy has nothing to roll back to: the CLI would
+# wait for ever.
+deploy_services() {
+  docker compose --project-name "$stack" "${files[@]}" config --format json "$@" |
+    python3 swarm/stackfile.py >"$stack_file"
+  timeout "$timeout" docker ${context:+--context "$context"} stack deploy --quiet \
+    --detach="${detach:-false}" --with-registry-auth -c "$stack_file" "$stack" >/dev/null ||
+    die "${*:-the stack} did not converge within $timeout s: docker service ps --no-trunc ${stack}_SERVICE says why"
+}
+
+# 2. Postgres and Redis (unchanged ones are left running).
+say "db, redis"
+deploy_services db redis
+
+# 3. Migrations: a job of one task, recreated on every deploy so that it runs again.
+say "migrate with $APP_IMAGE"
+if swarm service inspect "${stack}_migrate" >/dev/null 2>&1; then
+  swarm service rm "${stack}_migrate" >/dev/null
+  while swarm service inspect "${stack}_migrate" >/dev/null 2>&1; do sleep 0.5; done
+fi
+# The CLI would wait for a failed job to succeed: its task's state is read here instead.
+COMPOSE_PROFILES=migrate detach=true deploy_services migrate
+state=''
+for _ in $(seq "$timeout"); do
+  state=$(swarm service ps --no-trunc --format '{{.CurrentState}}' "${stack}_migrate" | head -n 1)
+  case $state in Complete* | Failed* | Rejected* | Shutdown*) break ;; esac
+  sleep 1
+done
+if [[ $state != Complete* ]]; then
+  swarm service logs --raw "${stack}_migrate" 2>&1 | tail -n 30 >&2 || true
+  die "migrations: $state $(swarm service ps --no-trunc --format '{{.Error}}' "${stack}_migrate" | head -n 1); nothing else was updated"
+fi
+
+# 4. The rest. The CLI waits until every service has converged; one that was rolled back fails.
+say "web, worker, beat, nginx ($variant)"
+deploy_services
+rolled_back=''
+for service in web worker beat nginx; do
+  state=$(swarm service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "${stack}_$service")
+  if [[ $state == rollback* ]]; then rolled_back+="${stack}_$service "; fi
+done
+[ -z "$rolled_back" ] || die "rolled back: $rolled_back(docker service ps NAME shows why)"
+say "deployed $stack: $APP_IMAGE"
