@@ -135,7 +135,9 @@ def main() -> None:
         )
         out["asgiref_calls_per_request"] = round(hops / requests, 1)
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats(os.environ.get("SORT", "tottime")).print_stats(top)
+        pstats.Stats(profiler, stream=text).sort_stats(
+            os.environ.get("SORT", "tottime")
+        ).print_stats(top)
         out["profile"] = text.getvalue().split("\n")
     print(json.dumps(out))
 
