@@ -17,10 +17,12 @@ app.autodiscover_tasks()
 # Postgres started a process and both sides computed a SCRAM handshake, about 9 ms of CPU on
 # each side for a task that needs 1 (docs/bench/results.md). Instead a task is treated as Django
 # treats a request: connections older than CONN_MAX_AGE, or broken, are closed, and a kept one is
-# checked before its first use (CONN_HEALTH_CHECKS).
+# checked before its first use (CONN_HEALTH_CHECKS). A task run eagerly (task.apply(), in
+# tests) runs inside its caller's request or transaction, and is left alone, as Celery does.
 @task_prerun.connect
 @task_postrun.connect
-def close_old_connections(**kwargs) -> None:
+def close_old_connections(task, **kwargs) -> None:
     from django.db import close_old_connections
 
-    close_old_connections()
+    if not task.request.is_eager:
+        close_old_connections()
