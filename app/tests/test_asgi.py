@@ -96,6 +96,7 @@ def test_same_response_as_djangos_handler():
 def test_few_thread_hops_a_request():
     """Django's handler hops to a thread for every hook (14 with the stock list); ours for the
     request signals, the CSRF view hook and the sync view only."""
+
     def count(app) -> int:
         call = SyncToAsync.__call__
         with mock.patch.object(SyncToAsync, "__call__", autospec=True, side_effect=call) as hops:
@@ -112,7 +113,7 @@ def test_few_thread_hops_a_request():
 def test_login_saves_the_session_in_a_thread():
     """A login modifies the session: its save, a database write, still runs in a thread (on the
     event loop Django would refuse it, SynchronousOnlyOperation)."""
-    User.objects.create_user("ada", password="a long enough password")
+    User.objects.create_user("ada", password="a long enough password")  # noqa: S106
     status, headers, _ = asgi_request(application, "GET", "/admin/login/")
     token = next(v.split(";")[0].split("=", 1)[1] for k, v in headers if k == "set-cookie")
     body = urlencode(
