@@ -128,15 +128,8 @@ def targets(records: list[dict]) -> list[list]:
     groups, rows = aggregate(records), []
 
     def row(number, measure, goal, measured, met):
-        rows.append(
-            [
-                number,
-                measure,
-                goal,
-                measured,
-                "met" if met else ("**not met**" if met is not None else "not measured"),
-            ]
-        )
+        verdict = {True: "met", False: "**not met**", None: "not measured"}.get(met)
+        rows.append([number, measure, goal, measured, verdict or "not claimed: too short"])
 
     wsgi, asgi, naive = (by_config(groups, "json", f"{s}-nginx") for s in ("wsgi", "asgi", "naive"))
     if wsgi and asgi:
@@ -243,6 +236,62 @@ def targets(records: list[dict]) -> list[list]:
             None,
         )
     return rows
+
+
+def bounds(records: list[dict]) -> list[str]:
+    """For each target missed in this run: what the measurements say bounds it here."""
+    groups, lines = aggregate(records), []
+    cores = records[0]["cores"]
+
+    def cpu_parts(cpu: dict) -> str:
+        return ", ".join(
+            f"{k} {v:.2f}" for k, v in sorted(cpu.items(), key=lambda i: -i[1]) if v >= 0.01
+        )
+
+    nginx, django = by_config(groups, "static", "nginx"), by_config(groups, "static", "django")
+    if nginx and django and nginx["rps"] / django["rps"] < 20:
+        lines.append(
+            f"T3: nginx used {total_cpu(nginx):.2f} ms of the stack's CPU a request, Django "
+            f"{total_cpu(django):.2f} ms ({total_cpu(django) / total_cpu(nginx):.0f}x as much); "
+            f"the machine was {nginx['machine_busy']:.0%} busy during nginx's run: the load "
+            "generator, Docker's bridge and the kernel's TCP path, on the same cores, take most of "
+            f"it. At its own cost nginx alone would answer about "
+            f"{cores * 1000 / total_cpu(nginx):,.0f} requests a second on {cores} cores; this "
+            "machine cannot generate that load beside it."
+        )
+    for c in of(records, "celery"):
+        if c["tasks_per_s"] < 300:
+            cpu = sum(c["cpu_ms"].values())
+            lines.append(
+                f"T4 ({c['label']}): each task cost {cpu:.2f} ms of CPU over the stack's "
+                f"containers ({cpu_parts(c['cpu_ms'])}; web is the probe enqueueing, in one "
+                f"Python process, and its start), so {cores} cores allow at most about "
+                f"{cores * 1000 / cpu:.0f} tasks a second if nothing else ran. The worker's part "
+                "is Celery's prefork pool (the parent receives, dispatches and acknowledges each "
+                "task late; the child runs it: 4 queries, two of them commits, and two Redis "
+                "round trips)."
+            )
+    for stack in ("wsgi", "asgi"):
+        post, read = by_config(groups, "post", stack), by_config(groups, "json", f"{stack}-nginx")
+        if post and read and post["rps"] / read["rps"] < 0.5:
+            lines.append(
+                f"T5 ({post['label']}): a POST cost {total_cpu(post):.2f} ms of CPU "
+                f"({cpu_parts(post['cpu_ms'])}), the read {total_cpu(read):.2f} ms: each POST "
+                "also makes the worker run a task on the same cores. The CPU ratio, "
+                f"{total_cpu(read) / total_cpu(post):.2f}, bounds the req/s ratio; the machine was "
+                f"{post['machine_busy']:.0%} busy."
+            )
+    wsgi, naive = by_config(groups, "json", "wsgi-nginx"), by_config(groups, "json", "naive-nginx")
+    if wsgi and naive and total_cpu(wsgi) > total_cpu(naive):
+        lines.append(
+            f"T6: tuned {cpu_parts(wsgi['cpu_ms'])}; naive {cpu_parts(naive['cpu_ms'])} (ms a "
+            "request). The difference is within the spread between rounds: five sync worker "
+            "processes instead of one share the same two cores with the load generator."
+        )
+    for m in of(records, "memory"):
+        if m["label"] != "naive baseline" and sum(m["mb"].values()) > 450:
+            lines.append(f"T7 ({m['label']}): {cpu_parts(m['mb'])} MB.")
+    return lines
 
 
 def markdown(records: list[dict]) -> str:
@@ -405,6 +454,13 @@ def markdown(records: list[dict]) -> str:
         "## Targets (issue 11), measured in this run",
         "",
         *table(["#", "measure", "target", "measured", ""], targets(records)),
+        *(
+            ["What bounds the targets not met, from this run's measurements:", ""]
+            if bounds(records)
+            else []
+        ),
+        *(f"- {line}" for line in bounds(records)),
+        "",
         f"Load: wrk with {meta['cores']} threads, {meta['duration']} s a run after a "
         f"{meta['warmup']} s warm-up, 2 s timeout, from a container on each stack's frontend "
         f'network unless a row says "published port"; median of {meta["rounds"]} round(s) where '
