@@ -83,6 +83,11 @@ workers = env.int("WEB_CONCURRENCY", default_workers(interface, available_cpus()
 timeout = 30
 # Development only (compose.dev.yaml): a worker restarts when a Python file it loaded changes.
 reload = env.bool("GUNICORN_RELOAD", False)
+# The app is imported once, by the master, and the workers forked from it share that memory
+# (copy-on-write) instead of each importing Django again. Nothing connects at import (Django,
+# Celery and the Redis clients connect on first use, in the worker). Not with reload: a worker
+# restarted after an edit would be forked from the master's old code.
+preload_app = not reload
 # Shorter than compose's stop_grace_period, so in-flight requests finish before a SIGKILL.
 graceful_timeout = 20
 # Longer than nginx keeps idle upstream connections (60 s), so gunicorn never closes one

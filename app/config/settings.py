@@ -214,6 +214,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Database connections are kept across tasks as across requests (CONN_MAX_AGE, checked before
+# reuse; config/celery.py); Celery's own rule would close them after every task.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # beat touches a heartbeat file on every pass of its loop, at least every 5 s; its healthcheck
 # fails when the file grows old (core/beat.py).

@@ -47,8 +47,11 @@ def publish(run_id: str, state: dict) -> None:
     """
     message = json.dumps(state)
     try:
-        _redis().set(_state_key(run_id), message, ex=STATE_TTL_SECONDS)
-        _redis().publish(_channel(run_id), message)
+        # Both in one round trip (no MULTI: a listener may see the message before the key).
+        pipe = _redis().pipeline(transaction=False)
+        pipe.set(_state_key(run_id), message, ex=STATE_TTL_SECONDS)
+        pipe.publish(_channel(run_id), message)
+        pipe.execute()
     except redis.RedisError as error:
         logger.warning("task %s: progress not published: %s", run_id, error)
 
