@@ -13,7 +13,8 @@
 #      scaling, a failing migration, a node stopped, a worker's node killed)
 #   7. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
 # --quick: steps 1 to 4, WSGI only.
-# --swarm: step 6 only.
+# --swarm: step 6 only. STACK_SKIP_SWARM=1 skips it (its Docker-in-Docker nodes are built for
+#   this project's CI machines, cgroup v1: .ci/README.md).
 # --dev-loop: only compose.dev.yaml under `docker compose watch` in a temporary copy: edits to a
 #   view, a template, a stylesheet and a task served without a rebuild; scripts/manage.sh
 #   makemigrations writes a file owned by the checkout's owner (tests/devloop/). Not part of
@@ -26,7 +27,7 @@
 # TLS-intercepting proxy.
 set -Eeuo pipefail
 
-usage() { sed -n '2,26s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,28s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 variants=(wsgi asgi) https_variants=(wsgi asgi) swarm_variants=(wsgi asgi) quick=false
 dev_loop=false swarm_only=false
 case ${1:-} in
@@ -85,6 +86,10 @@ fi
 
 # swarm_stage: step 6.
 swarm_stage() {
+  if [ -n "${STACK_SKIP_SWARM:-}" ]; then
+    step "swarm: skipped (STACK_SKIP_SWARM is set)"
+    return
+  fi
   step "swarm: three nodes and a registry (.ci/swarm.sh up)"
   while IFS= read -r line; do export "${line?}"; done < <(.ci/swarm.sh up)
   docker context rm --force swarmtest >/dev/null 2>&1 || true

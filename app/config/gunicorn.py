@@ -8,10 +8,11 @@ import math
 import os
 import socket
 import struct
+import time
 from pathlib import Path
 
 from environs import Env
-from marshmallow.validate import OneOf
+from marshmallow.validate import OneOf, Range
 
 env = Env(expand_vars=False)
 
@@ -90,6 +91,12 @@ reload = env.bool("GUNICORN_RELOAD", False)
 preload_app = not reload
 # Shorter than compose's stop_grace_period, so in-flight requests finish before a SIGKILL.
 graceful_timeout = 20
+# Seconds web keeps serving after SIGTERM before it stops. An orchestrator that takes a
+# container out of its load balancer before stopping it (Docker Swarm: out of DNS, SIGTERM 2 s
+# later; swarm/compose.swarm.yaml sets 5) may still have requests queued for it, unaccepted:
+# gunicorn's graceful stop would reset them (gunicorn issue #3397). 0: stop at once (compose,
+# where a container stays in DNS until it stops).
+drain_seconds = env.float("WEB_DRAIN_SECONDS", 0.0, validate=Range(min=0, max=20))
 # Longer than nginx keeps idle upstream connections (60 s), so gunicorn never closes one
 # that nginx is about to reuse (ASGI; sync workers do not keep connections).
 keepalive = 75
@@ -133,6 +140,19 @@ if log_format == "json":
             "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
         },
     }
+
+
+def when_ready(server) -> None:
+    if drain_seconds <= 0:
+        return
+    stop = server.handle_term
+
+    def drain_then_stop() -> None:
+        server.log.info("SIGTERM: serving %s s more before stopping", drain_seconds)
+        time.sleep(drain_seconds)  # the workers serve meanwhile; only the master waits
+        stop()
+
+    server.handle_term = drain_then_stop
 
 
 def post_worker_init(worker) -> None:

@@ -6,6 +6,7 @@ import json
 import logging.config
 import os
 import pathlib
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,39 @@ def test_graceful_timeout_and_keepalive_bounds(monkeypatch):
     assert 0 < config.graceful_timeout < 30
     # nginx keeps idle upstream connections 60 s (its default keepalive_timeout).
     assert config.keepalive > 60
+
+
+class FakeArbiter:
+    """What when_ready touches of gunicorn's arbiter: its SIGTERM handler and its log."""
+
+    def __init__(self):
+        self.stopped_at = None
+        self.log = logging.getLogger("gunicorn.error")
+
+    def handle_term(self):
+        self.stopped_at = time.monotonic()
+
+
+def test_sigterm_stops_at_once_by_default(monkeypatch):
+    arbiter = FakeArbiter()
+    load_config(monkeypatch, WEB_DRAIN_SECONDS=None).when_ready(arbiter)
+    sent = time.monotonic()
+    arbiter.handle_term()
+    assert arbiter.stopped_at - sent < 0.1
+
+
+def test_drain_keeps_serving_before_the_graceful_stop(monkeypatch):
+    arbiter = FakeArbiter()
+    load_config(monkeypatch, WEB_DRAIN_SECONDS="0.3").when_ready(arbiter)
+    sent = time.monotonic()
+    arbiter.handle_term()
+    assert arbiter.stopped_at - sent >= 0.3
+
+
+@pytest.mark.parametrize("value", ["-1", "21", "soon"])
+def test_a_bad_drain_is_refused_by_name(monkeypatch, value):
+    with pytest.raises(Exception, match="WEB_DRAIN_SECONDS"):
+        load_config(monkeypatch, WEB_DRAIN_SECONDS=value)
 
 
 def test_json_log_format_makes_gunicorn_log_one_json_object_per_line(monkeypatch, capsys):
