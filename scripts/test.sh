@@ -93,7 +93,7 @@ swarm_stage() {
   step "swarm: three nodes and a registry (.ci/swarm.sh up)"
   while IFS= read -r line; do export "${line?}"; done < <(.ci/swarm.sh up)
   docker context rm --force swarmtest >/dev/null 2>&1 || true
-  docker context create swarmtest --docker "host=$SWARM_MANAGER" >/dev/null
+  docker context create swarmtest --docker "host=$SWARM_MANAGER" >/dev/null 2>&1
   export SWARM_CONTEXT=swarmtest
   for variant in "${swarm_variants[@]}"; do
     step "swarm: $variant (scripts/deploy.sh, tests/swarm/)"

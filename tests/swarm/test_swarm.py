@@ -154,6 +154,10 @@ def test_a_stopped_node_with_web_tasks_costs_at_most_15_seconds(deployed):
 @pytest.mark.disruptive
 def test_a_worker_node_killed_mid_task_loses_no_task(deployed):
     names = node_names()
+    # After the node stop above, both workers may run on one node: spread them again, as an
+    # operator would once a node is back (Swarm does not rebalance by itself).
+    swarm("service", "update", "--force", "--quiet", f"{STACK}_worker")
+    wait_until(lambda: len(running_tasks("worker")) == 2, 120, "2 worker tasks running")
     victim = _node_of("worker", exclude=names[0])
     container = NODE_CONTAINERS[names.index(victim)]
     http = httpx.Client(base_url=f"http://{NODES[0]}", timeout=10)
