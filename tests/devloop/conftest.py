@@ -1,9 +1,10 @@
 """The development loop (compose.dev.yaml) in a temporary copy of the repository.
 
 One `docker compose watch` for the whole session, under the compose project DEV_PROJECT_NAME
-(default dev-loop-check) on DEV_HTTP_PORT (default 18091). The copy's app/ belongs to a non-root uid (DEV_TEST_UID, default
-12345), as a developer's checkout belongs to them, so that file ownership means something even
-when the tests run as root. Edit-to-served latencies are printed at the end, not asserted.
+(default dev-loop-check) on DEV_HTTP_PORT (default 18091). The copy's app/ belongs to a non-root
+uid (DEV_TEST_UID, default 12345), as a developer's checkout belongs to them, so that file
+ownership means something even when the tests run as root. Edit-to-served latencies are printed
+at the end, not asserted.
 """
 
 import os
