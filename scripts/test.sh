@@ -8,33 +8,34 @@
 #      through nginx, then the stack is removed with its volumes
 #   5. https: for WSGI, then ASGI: compose.https.yaml with Pebble as the ACME CA
 #      (.ci/compose.acme-test.yaml), tests/stack/test_https.py, then removed with its volumes
-#   6. swarm: a three-node Docker Swarm with a registry, from Docker engines in containers
+#   6. dev loop: compose.dev.yaml under `docker compose watch` in a temporary copy of the
+#      repository: edits to a view, a template, a stylesheet and a task served without a
+#      rebuild; scripts/manage.sh makemigrations writes a file owned by the checkout's owner
+#      (tests/devloop/, about 35 s)
+#   7. swarm: a three-node Docker Swarm with a registry, from Docker engines in containers
 #      (.ci/swarm.sh); for WSGI, then ASGI: scripts/deploy.sh, then tests/swarm/ (rolling update,
 #      scaling, a failing migration, a node stopped, a worker's node killed)
-#   7. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
+#   8. template: scripts/init.sh in a temporary copy of the repository (tests/template.sh)
 # --quick: steps 1 to 4, WSGI only.
-# --swarm: step 6 only. STACK_SKIP_SWARM=1 skips it (its Docker-in-Docker nodes are built for
+# --dev-loop: step 6 only.
+# --swarm: step 7 only. STACK_SKIP_SWARM=1 skips it (its Docker-in-Docker nodes are built for
 #   this project's CI machines, cgroup v1: .ci/README.md).
-# --dev-loop: only compose.dev.yaml under `docker compose watch` in a temporary copy: edits to a
-#   view, a template, a stylesheet and a task served without a rebuild; scripts/manage.sh
-#   makemigrations writes a file owned by the checkout's owner (tests/devloop/). Not part of
-#   the full run yet: its first edit, the view, is intermittently never served (1 run in 4).
 # Needs docker with compose v2, uv, python3 and curl; uv fetches the pinned linters and test
 # tools itself (tests/requirements.txt). Runs under its own compose project
-# (COMPOSE_PROJECT_NAME, default django-stack-test) on 127.0.0.1, port TEST_HTTP_PORT (default
-# 18000; over HTTPS that +80 and +443, Pebble's API +15), with the defaults of .env.example
-# whatever your .env says. BUILD_CA_BUNDLE: a CA file for image builds behind a
-# TLS-intercepting proxy.
+# (COMPOSE_PROJECT_NAME, default django-stack-test; the dev loop's is that + "-dev") on
+# 127.0.0.1, port TEST_HTTP_PORT (default 18000; over HTTPS that +80 and +443, Pebble's API
+# +15, the dev loop +91), with the defaults of .env.example whatever your .env says.
+# BUILD_CA_BUNDLE: a CA file for image builds behind a TLS-intercepting proxy.
 set -Eeuo pipefail
 
 usage() { sed -n '2,28s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 variants=(wsgi asgi) https_variants=(wsgi asgi) swarm_variants=(wsgi asgi) quick=false
-dev_loop=false swarm_only=false
+dev_loop_only=false swarm_only=false
 case ${1:-} in
   "") ;;
   --quick) variants=(wsgi) https_variants=() swarm_variants=() quick=true ;;
   --swarm) swarm_only=true ;;
-  --dev-loop) dev_loop=true ;;
+  --dev-loop) dev_loop_only=true ;;
   -h | --help) usage ;;
   *) usage 2 ;;
 esac
@@ -63,6 +64,8 @@ export CELERY_VISIBILITY_TIMEOUT=20
 export DOMAIN=site.example.test PUBLIC_BIND=127.0.0.1
 export PUBLIC_HTTP_PORT=$((HTTP_PORT + 80)) PUBLIC_HTTPS_PORT=$((HTTP_PORT + 443))
 export PEBBLE_MANAGEMENT_PORT=$((HTTP_PORT + 15))
+# The dev loop's stack (tests/devloop/conftest.py).
+export DEV_PROJECT_NAME=$COMPOSE_PROJECT_NAME-dev DEV_HTTP_PORT=$((HTTP_PORT + 91))
 # A harness need, not the product's: behind a TLS-intercepting proxy the image builds get its CA.
 if [ -n "${BUILD_CA_BUNDLE:-}" ]; then
   export COMPOSE_OVERLAY=.ci/compose.build-ca.yaml
@@ -72,19 +75,28 @@ fi
 cleanup() {
   COMPOSE_FILE=compose.https.yaml:.ci/compose.acme-test.yaml \
     docker compose --profile test down --volumes --remove-orphans >/dev/null 2>&1 || true
+  if [ -n "${SWARM_MANAGER:-}" ]; then  # the swarm stage started its cluster
+    docker context rm --force swarmtest >/dev/null 2>&1 || true
+    .ci/swarm.sh down >/dev/null 2>&1 || true
+    unset SWARM_MANAGER
+  fi
 }
 trap cleanup EXIT
 cleanup  # whatever an interrupted earlier run left behind
 
-if [ "$dev_loop" = true ]; then
+# dev_loop_stage: step 6.
+dev_loop_stage() {
   step "dev loop: docker compose watch in a copy"
   # The dev stack builds the image in worker and beat too: they need the CA as well.
   COMPOSE_OVERLAY=${COMPOSE_OVERLAY:+$COMPOSE_OVERLAY:.ci/compose.build-ca.dev.yaml} \
     tools pytest -p no:cacheprovider -q -rs tests/devloop
+}
+if [ "$dev_loop_only" = true ]; then
+  dev_loop_stage
   exit
 fi
 
-# swarm_stage: step 6.
+# swarm_stage: step 7.
 swarm_stage() {
   if [ -n "${STACK_SKIP_SWARM:-}" ]; then
     step "swarm: skipped (STACK_SKIP_SWARM is set)"
@@ -99,8 +111,7 @@ swarm_stage() {
     step "swarm: $variant (scripts/deploy.sh, tests/swarm/)"
     STACK_VARIANT=$variant tools pytest -p no:cacheprovider -q -rs tests/swarm
   done
-  docker context rm --force swarmtest >/dev/null
-  .ci/swarm.sh down
+  cleanup
 }
 if [ "$swarm_only" = true ]; then
   swarm_stage
@@ -161,6 +172,7 @@ for variant in "${https_variants[@]}"; do
 done
 
 if [ "$quick" = false ]; then
+  dev_loop_stage
   swarm_stage
   step "template: scripts/init.sh in a copy"
   tests/template.sh

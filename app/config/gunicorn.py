@@ -4,6 +4,7 @@ when SERVER_INTERFACE=asgi.
 https://docs.gunicorn.org/en/stable/settings.html
 """
 
+import importlib
 import math
 import os
 import socket
@@ -82,8 +83,34 @@ else:
 bind = "0.0.0.0:8000"
 workers = env.int("WEB_CONCURRENCY", default_workers(interface, available_cpus()))
 timeout = 30
-# Development only (compose.dev.yaml): a worker restarts when a Python file it loaded changes.
+# Development only (compose.dev.yaml): a worker restarts when a Python file of the app changes.
 reload = env.bool("GUNICORN_RELOAD", False)
+# Told by inotify (the `inotify` package, in the dev dependency group), not by polling. The
+# poller takes a file's mtime as the baseline at its first pass after the module is imported,
+# and Django imports views on their first request: an edit that arrived in between was never
+# seen, and that worker served the old code until the next edit. inotify reports every change
+# in a watched directory, at once.
+reload_engine = "inotify"
+# The directories of every Python file in the app are watched from the worker's start, not only
+# those of the modules imported by then.
+reload_extra_files = [str(Path(__file__).resolve().parents[1] / "**" / "*.py")]
+# Each restart forks a new worker from the master, which (not preloading the app) has imported
+# nothing. Importing the framework and the libraries here, once, leaves a new worker only the
+# app's own code to import: about 0.15 s instead of 1.1 s on one CPU. Never the app's modules
+# nor its settings, which each worker must read afresh.
+RELOAD_PRELOADED = (
+    "celery",
+    "debug_toolbar",
+    "django.contrib.admin",
+    "django.contrib.staticfiles.handlers",
+    "django.core.handlers.asgi",
+    "django.core.handlers.wsgi",
+    "psycopg",
+    "redis",
+)
+if reload:
+    for module in RELOAD_PRELOADED:
+        importlib.import_module(module)
 # The app is imported once, by the master, and the workers forked from it share that memory
 # (copy-on-write) instead of each importing Django again. Nothing connects at import (Django,
 # Celery and the Redis clients connect on first use, in the worker). Not with reload: a worker

@@ -6,6 +6,8 @@ import json
 import logging.config
 import os
 import pathlib
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -177,3 +179,43 @@ def test_trusted_proxies_are_the_attached_networks(monkeypatch, tmp_path):
         "eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
     )
     assert config.attached_networks(route) == "172.18.0.0/16,192.168.0.0/24"
+
+
+def test_reload_watches_the_app_by_inotify_and_preloads_no_app_code(tmp_path):
+    # In a process of its own: this one has long imported the app and configured its settings.
+    probe = f"""
+import importlib.util, json, sys
+from django.conf import settings
+spec = importlib.util.spec_from_file_location("gunicorn_config", {str(CONFIG_PATH)!r})
+config = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(config)
+app_modules = [
+    name for name, module in sys.modules.items()
+    if (getattr(module, "__file__", None) or "").startswith({str(settings.BASE_DIR)!r})
+]
+print(json.dumps({{
+    "engine": config.reload_engine,
+    "extra": config.reload_extra_files,
+    "preloaded": all(name in sys.modules for name in config.RELOAD_PRELOADED),
+    "settings_configured": settings.configured,
+    "app_modules": app_modules,
+}}))
+"""
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith("DJANGO_")
+    } | {"GUNICORN_RELOAD": "true", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    assert report["engine"] == "inotify"
+    assert report["extra"] == [f"{settings.BASE_DIR}/**/*.py"]
+    assert report["preloaded"]
+    # A worker forked from the master imports these itself, as they are when it starts.
+    assert not report["settings_configured"]
+    assert report["app_modules"] == []

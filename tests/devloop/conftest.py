@@ -1,9 +1,10 @@
 """The development loop (compose.dev.yaml) in a temporary copy of the repository.
 
-One `docker compose watch` for the whole session, under the compose project dev-loop-check on
-DEV_HTTP_PORT (default 18091). The copy's app/ belongs to a non-root uid (DEV_TEST_UID, default
-12345), as a developer's checkout belongs to them, so that file ownership means something even
-when the tests run as root. Edit-to-served latencies are printed at the end, not asserted.
+One `docker compose watch` for the whole session, under the compose project DEV_PROJECT_NAME
+(default dev-loop-check) on DEV_HTTP_PORT (default 18091). The copy's app/ belongs to a non-root
+uid (DEV_TEST_UID, default 12345), as a developer's checkout belongs to them, so that file
+ownership means something even when the tests run as root. Edit-to-served latencies are printed
+at the end, not asserted.
 """
 
 import os
@@ -20,6 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PORT = int(os.environ.get("DEV_HTTP_PORT", "18091"))
 URL = f"http://127.0.0.1:{PORT}"
+PROJECT = os.environ.get("DEV_PROJECT_NAME", "dev-loop-check")
 HOST_UID = int(os.environ.get("DEV_TEST_UID", "12345"))
 LATENCIES: dict[str, float] = {}
 
@@ -102,7 +104,7 @@ def dev_stack():
         name: value
         for name, value in os.environ.items()
         if name not in ("COMPOSE_FILE", "STACK_URL", "HTTP_PORT")
-    } | {"COMPOSE_PROJECT_NAME": "dev-loop-check", "HTTP_PORT": str(PORT)}
+    } | {"COMPOSE_PROJECT_NAME": PROJECT, "HTTP_PORT": str(PORT)}
     environment["COMPOSE_FILE"] = "compose.dev.yaml" + (f":{overlay}" if overlay else "")
     stack = DevStack(root, environment)
     log = (root / "watch.log").open("w")
