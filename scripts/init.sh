@@ -2,8 +2,8 @@
 # Usage: scripts/init.sh NAME [--no-demo]
 # Makes this clone your project: names the compose project, the Django image (APP_IMAGE's
 # default), the Docker label and the Python project NAME. With --no-demo it also removes the demo
-# app (app/demo/ and the lines marked "# demo" in app/config/). Safe to run again; a NAME that is
-# not a valid name changes nothing.
+# app (app/demo/ and the lines marked "# demo" in app/config/) and the benchmark that measures it
+# (bench/, docs/bench/). Safe to run again; a NAME that is not a valid name changes nothing.
 # NAME: lowercase letters, digits and dashes, starting with a letter, at most 40 characters.
 set -Eeuo pipefail
 
@@ -44,7 +44,9 @@ if [ "$demo" = remove ]; then
     sed -i '/# demo\(:.*\)\?$/d' app/config/settings.py app/config/urls.py
     # The demo's URLs were the only include(); your own apps will bring it back.
     sed -i 's/^from django.urls import include, path$/from django.urls import path/' app/config/urls.py
-    echo "removed the demo app: app/demo/ and its lines in app/config/settings.py and urls.py"
+    # The benchmark and its results measure the demo's views and tasks: they go with it.
+    rm -rf bench docs/bench
+    echo "removed the demo app: app/demo/ and its lines in app/config/settings.py and urls.py; bench/"
   else
     echo "the demo app is already gone"
   fi
