@@ -42,8 +42,17 @@ sys.stdout.write(re.sub(r"\$\{(NGINX_\w+)\}", lambda m: os.environ[m.group(1)], 
 
 run "ruff check" tools ruff check .
 run "ruff format" tools ruff format --check .
-run "shellcheck" sh -c "git ls-files -z '*.sh' .ci/run | xargs -0 uv run --quiet --no-project --with-requirements tests/requirements.txt -- shellcheck --external-sources --source-path=SCRIPTDIR"
-run "hadolint" sh -c "git ls-files -z '*Dockerfile' | xargs -0 uv run --quiet --no-project --with-requirements tests/requirements.txt -- hadolint --failure-threshold warning"
+# files PATHSPEC...: the repository's files that match, NUL-separated: tracked or new (not
+# ignored), and still in the work tree (scripts/init.sh --no-demo deletes some).
+files() {
+  git ls-files -z --cached --others --exclude-standard -- "$@" |
+    while IFS= read -r -d '' file; do if [ -e "$file" ]; then printf '%s\0' "$file"; fi; done
+}
+shellcheck_all() { files '*.sh' .ci/run | xargs -0 -- uv run --quiet --no-project --with-requirements tests/requirements.txt -- shellcheck --external-sources --source-path=SCRIPTDIR; }
+hadolint_all() { files '*Dockerfile' | xargs -0 -- uv run --quiet --no-project --with-requirements tests/requirements.txt -- hadolint --failure-threshold warning; }
+
+run "shellcheck" shellcheck_all
+run "hadolint" hadolint_all
 run "compose-lint compose.yaml" tools compose-lint check --fail-on medium --strict-config compose.yaml
 run "compose-lint compose.asgi.yaml" tools compose-lint check --fail-on medium --strict-config compose.asgi.yaml
 run "compose-lint compose.https.yaml" tools compose-lint check --fail-on medium --strict-config compose.https.yaml
