@@ -42,17 +42,18 @@ sys.stdout.write(re.sub(r"\$\{(NGINX_\w+)\}", lambda m: os.environ[m.group(1)], 
 
 run "ruff check" tools ruff check .
 run "ruff format" tools ruff format --check .
-# files PATHSPEC...: the repository's files that match, NUL-separated: tracked or new (not
+# files PATHSPEC...: the repository's files that match, one a line: tracked or new (not
 # ignored), and still in the work tree (scripts/init.sh --no-demo deletes some).
 files() {
+  local file
   git ls-files -z --cached --others --exclude-standard -- "$@" |
-    while IFS= read -r -d '' file; do if [ -e "$file" ]; then printf '%s\0' "$file"; fi; done
+    while IFS= read -r -d '' file; do if [ -e "$file" ]; then printf '%s\n' "$file"; fi; done
 }
-shellcheck_all() { files '*.sh' .ci/run | xargs -0 -- uv run --quiet --no-project --with-requirements tests/requirements.txt -- shellcheck --external-sources --source-path=SCRIPTDIR; }
-hadolint_all() { files '*Dockerfile' | xargs -0 -- uv run --quiet --no-project --with-requirements tests/requirements.txt -- hadolint --failure-threshold warning; }
+mapfile -t shell_scripts < <(files '*.sh' .ci/run)
+mapfile -t dockerfiles < <(files '*Dockerfile')
 
-run "shellcheck" shellcheck_all
-run "hadolint" hadolint_all
+run "shellcheck" tools shellcheck --external-sources --source-path=SCRIPTDIR "${shell_scripts[@]}"
+run "hadolint" tools hadolint --failure-threshold warning "${dockerfiles[@]}"
 run "compose-lint compose.yaml" tools compose-lint check --fail-on medium --strict-config compose.yaml
 run "compose-lint compose.asgi.yaml" tools compose-lint check --fail-on medium --strict-config compose.asgi.yaml
 run "compose-lint compose.https.yaml" tools compose-lint check --fail-on medium --strict-config compose.https.yaml
