@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 from asgiref.sync import SyncToAsync
+from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth.models import User
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.db import connections
@@ -53,28 +54,22 @@ def asgi_request(app, method: str, path: str, body: bytes = b"", headers=()) -> 
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
     }
-    sent = []
 
-    async def run():
-        done, messages = asyncio.Event(), [{"type": "http.request", "body": body}]
+    async def run() -> tuple[dict, bytes]:
+        communicator = ApplicationCommunicator(app, scope)
+        await communicator.send_input({"type": "http.request", "body": body})
+        start, chunks = await communicator.receive_output(timeout=10), []
+        while True:
+            message = await communicator.receive_output(timeout=10)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await communicator.wait()
+        return start, b"".join(chunks)
 
-        async def receive():
-            if messages:
-                return messages.pop()
-            await done.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message):
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                done.set()
-
-        await app(scope, receive, send)
-
-    asyncio.run(run())
-    start = sent[0]
+    start, content = asyncio.run(run())
     names = [(k.decode().lower(), v.decode()) for k, v in start["headers"]]
-    return start["status"], names, b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], names, content
 
 
 def header_names(headers: list) -> set[str]:
@@ -119,30 +114,15 @@ def test_login_saves_the_session_in_a_thread():
     body = urlencode(
         {"username": "ada", "password": "a long enough password", "csrfmiddlewaretoken": token}
     ).encode()
-    status, headers, _ = asgi_request(
-        application,
-        "POST",
-        "/admin/login/",
-        body,
-        [
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("cookie", f"csrftoken={token}"),
-            ("content-length", str(len(body))),
-        ],
-    )
+    form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("cookie", f"csrftoken={token}"),
+        ("content-length", str(len(body))),
+    ]
+    status, headers, _ = asgi_request(application, "POST", "/admin/login/", body, form)
     # Not staff, so the admin shows the form again with an error; the session was not needed.
     assert status == 200
     User.objects.filter(username="ada").update(is_staff=True)
-    status, headers, _ = asgi_request(
-        application,
-        "POST",
-        "/admin/login/",
-        body,
-        [
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("cookie", f"csrftoken={token}"),
-            ("content-length", str(len(body))),
-        ],
-    )
+    status, headers, _ = asgi_request(application, "POST", "/admin/login/", body, form)
     assert status == 302
     assert any(v.startswith("sessionid=") for k, v in headers if k == "set-cookie")
