@@ -68,6 +68,11 @@ def machine_busy(since: tuple | None = None):
     return (total - idle - since[0]) / max(total - since[1], 1)
 
 
+def cpu_ms_each(used: Counter, count: int) -> dict[str, float]:
+    """CPU milliseconds each service spent per request (or task), from cpu_ns differences."""
+    return {service: ns / 1e6 / max(count, 1) for service, ns in sorted(used.items())}
+
+
 def cpu_ns(stack: str) -> Counter:
     """CPU nanoseconds each service's containers have used so far, from their cgroups."""
     used: Counter = Counter()
@@ -106,7 +111,7 @@ def wrk(r: dict) -> dict:
     out = parse_wrk(text)
     # How busy the whole machine was: the stack, the load generator, Docker and the kernel.
     out["machine_busy"] = round(machine_busy(busy), 3)
-    out["cpu_ms"] = {s: ns / 1e6 / max(out["requests"], 1) for s, ns in sorted(used.items())}
+    out["cpu_ms"] = cpu_ms_each(used, out["requests"])
     cpu, errors = sum(out["cpu_ms"].values()), out["non2xx"] + out["socket_errors"]
     print(
         f"  {r['label']:52} c={r['connections']:<4} {out['rps']:8.1f} req/s  p99 "
@@ -152,7 +157,7 @@ def celery(r: dict) -> dict:
     used = cpu_ns(r["stack"]) - before
     out = json.loads(text)
     count = 10 + out["round_trips"] + out["tasks"]
-    out["cpu_ms"] = {s: ns / 1e6 / count for s, ns in sorted(used.items())}
+    out["cpu_ms"] = cpu_ms_each(used, count)
     print(
         f"  {r['label']:52} p50 {out['rt_p50_ms']:.1f} ms  {out['tasks_per_s']:.0f} tasks/s  "
         f"CPU {sum(out['cpu_ms'].values()):.2f} ms/task",
