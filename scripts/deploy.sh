@@ -53,7 +53,9 @@ for file in "${overlays[@]}"; do build_files+=(-f "$file"); done
 
 [ "$(swarm info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ] ||
   die "the engine of ${context:-the current context} is not a swarm manager (docker swarm init, or --context NAME)"
-stack=${stack:-$(docker compose -f compose.yaml config --format json | json name)}
+# compose.yaml as compose reads it, .env included: the project's name, the secrets .env gives.
+one_host=$(docker compose -f compose.yaml config --format json)
+stack=${stack:-$(json name <<<"$one_host")}
 if [ -z "$tag" ]; then
   tag=$(git rev-parse --short HEAD 2>/dev/null) || die "no git commit to tag the images with: give --tag TAG"
   git diff --quiet HEAD 2>/dev/null || tag+=-dirty
@@ -66,63 +68,59 @@ if [ "$build" = true ]; then
   docker compose "${build_files[@]}" push --quiet web nginx
 fi
 
-# 1. Secrets. A Swarm secret cannot be changed or read back, so each one's name ends in a hash
-# of its value: a new value in .env makes a new secret, and the services roll over to it. A
-# value .env leaves empty is generated once; later deploys find it by its label.
-given() { docker compose -f compose.yaml config --format json | json "services.secrets.environment.$1"; }
+# 1. Secrets. The one-host stack's secrets service makes them (app/config/secrets.py), in a
+# container of the new image: it checks the values .env gives (no placeholders, no short ones;
+# they reach it through its environment, not a command line), generates the others and writes
+# Redis's config file. Its files come back through a pipe into a directory in memory.
+workdir=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+trap 'rm -rf "$workdir"' EXIT
+for name in DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD; do
+  export "$name=$(json "services.secrets.environment.$name" <<<"$one_host")"
+done
+docker run --rm --network none --read-only --tmpfs /tmp -e DJANGO_SECRET_KEY -e POSTGRES_PASSWORD \
+  -e REDIS_PASSWORD "$APP_IMAGE" \
+  sh -c 'mkdir /tmp/secrets && python -m config.secrets /tmp/secrets >/dev/null && tar -C /tmp/secrets -c .' |
+  tar -C "$workdir" -x || die "fix the secret named above in .env"
+# A Swarm secret cannot be changed or read back, so each one's name ends in a hash of its value:
+# a new value in .env makes a new secret, and the services roll over to it. One .env leaves
+# empty is generated on the first deploy; later ones find it by its label.
+digest() { sha256sum "$1" | cut -c 1-12; }
 current_secret() {
   swarm secret ls --filter "label=$stack.secret=$1" --format '{{.CreatedAt}}	{{.Name}}' |
     sort | tail -n 1 | cut -f 2
 }
-create_secret() { # NAME VALUE: the secret's full name, created unless it exists
-  local full
-  full=${stack}_${1}_$(printf %s "$2" | sha256sum | cut -c 1-12)
-  swarm secret inspect "$full" >/dev/null 2>&1 ||
-    printf %s "$2" | swarm secret create --label "$stack.secret=$1" "$full" - >/dev/null
-  printf '%s\n' "$full"
-}
-DJANGO_SECRET_KEY=$(given DJANGO_SECRET_KEY) POSTGRES_PASSWORD=$(given POSTGRES_PASSWORD) \
-  REDIS_PASSWORD=$(given REDIS_PASSWORD)
-export DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD
-# The rules of the one-host stack's secrets service (app/config/secrets.py): no placeholders,
-# no short values. The values reach the container through its environment, not its command line.
-docker run --rm --network none --read-only --tmpfs /tmp -e DJANGO_SECRET_KEY -e POSTGRES_PASSWORD \
-  -e REDIS_PASSWORD "$APP_IMAGE" python -m config.secrets /tmp >/dev/null ||
-  die "fix the secret named above in .env"
 for name in DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD; do
-  value=${!name} key=${name,,} secret=''
-  [ -z "$value" ] && secret=$(current_secret "$key")
+  key=${name,,} secret=''
+  [ -n "${!name}" ] || secret=$(current_secret "$key")
   if [ -z "$secret" ]; then
-    value=${value:-$(python3 -c 'import secrets; print(secrets.token_hex(32))')}
-    secret=$(create_secret "$key" "$value")
+    secret=${stack}_${key}_$(digest "$workdir/$key")
+    swarm secret inspect "$secret" >/dev/null 2>&1 ||
+      swarm secret create --label "$stack.secret=$key" "$secret" "$workdir/$key" >/dev/null
   fi
   export "SWARM_SECRET_$name=$secret"
-  # Redis reads its password from a config file: one per password, named after it.
-  if [ "$name" = REDIS_PASSWORD ]; then
-    conf=${stack}_redis_conf_${secret##*_}
-    if ! swarm secret inspect "$conf" >/dev/null 2>&1; then
-      [ -n "$value" ] || die "secret $conf is missing: set REDIS_PASSWORD in .env to make a new pair"
-      printf 'requirepass %s\n' "$value" | swarm secret create --label "$stack.secret=redis_conf" "$conf" - >/dev/null
-    fi
-    export SWARM_SECRET_REDIS_CONF=$conf
-  fi
 done
-unset DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD value
+unset DJANGO_SECRET_KEY POSTGRES_PASSWORD REDIS_PASSWORD
+# Redis's config file goes with its password: one per password, named after it.
+export SWARM_SECRET_REDIS_CONF=${stack}_redis_conf_${SWARM_SECRET_REDIS_PASSWORD##*_}
+if ! swarm secret inspect "$SWARM_SECRET_REDIS_CONF" >/dev/null 2>&1; then
+  [ "$(digest "$workdir/redis_password")" = "${SWARM_SECRET_REDIS_PASSWORD##*_}" ] ||
+    die "secret $SWARM_SECRET_REDIS_CONF is missing: set REDIS_PASSWORD in .env to make a new pair"
+  swarm secret create --label "$stack.secret=redis_conf" "$SWARM_SECRET_REDIS_CONF" \
+    "$workdir/redis.conf" >/dev/null
+fi
 say "secrets: $SWARM_SECRET_DJANGO_SECRET_KEY, $SWARM_SECRET_POSTGRES_PASSWORD, $SWARM_SECRET_REDIS_PASSWORD, $SWARM_SECRET_REDIS_CONF"
 
-stack_file=$(mktemp)
-trap 'rm -f "$stack_file"' EXIT
+stack_file=$workdir/stack.json
 timeout=${DEPLOY_TIMEOUT:-600}
-# deploy_services [SERVICE...]: compose renders the services (default: all the swarm's),
-# swarm/stackfile.py makes that a stack file, and the swarm converges to it (unless wait=false).
-# A new service whose tasks never become healthy has nothing to roll back to: the CLI would
-# wait for ever.
+# deploy_services SERVICE...: compose renders the stack, swarm/stackfile.py makes a stack file of
+# these services, and the swarm converges to it (unless detach=true). A new service whose tasks
+# never become healthy has nothing to roll back to: the CLI would wait for ever.
 deploy_services() {
-  docker compose --project-name "$stack" "${files[@]}" config --format json "$@" |
-    python3 swarm/stackfile.py >"$stack_file"
+  docker compose --project-name "$stack" "${files[@]}" config --format json |
+    python3 swarm/stackfile.py "$@" >"$stack_file"
   timeout "$timeout" docker ${context:+--context "$context"} stack deploy --quiet \
     --detach="${detach:-false}" --with-registry-auth -c "$stack_file" "$stack" >/dev/null ||
-    die "${*:-the stack} did not converge within $timeout s: docker service ps --no-trunc ${stack}_SERVICE says why"
+    die "$* did not converge within $timeout s: docker service ps --no-trunc ${stack}_SERVICE says why"
 }
 
 # 2. Postgres and Redis (unchanged ones are left running).
@@ -133,10 +131,13 @@ deploy_services db redis
 say "migrate with $APP_IMAGE"
 if swarm service inspect "${stack}_migrate" >/dev/null 2>&1; then
   swarm service rm "${stack}_migrate" >/dev/null
-  while swarm service inspect "${stack}_migrate" >/dev/null 2>&1; do sleep 0.5; done
+  for _ in $(seq 60); do
+    swarm service inspect "${stack}_migrate" >/dev/null 2>&1 || break
+    sleep 0.5
+  done
 fi
 # The CLI would wait for a failed job to succeed: its task's state is read here instead.
-COMPOSE_PROFILES=migrate detach=true deploy_services migrate
+detach=true deploy_services migrate
 state=''
 for _ in $(seq "$timeout"); do
   state=$(swarm service ps --no-trunc --format '{{.CurrentState}}' "${stack}_migrate" | head -n 1)
@@ -150,7 +151,7 @@ fi
 
 # 4. The rest. The CLI waits until every service has converged; one that was rolled back fails.
 say "web, worker, beat, nginx ($variant)"
-deploy_services
+deploy_services web worker beat nginx
 rolled_back=''
 for service in web worker beat nginx; do
   state=$(swarm service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "${stack}_$service")
