@@ -41,7 +41,7 @@ def run(*args: str, check: bool = True, input_text: str | None = None) -> str:
         raise AssertionError(
             f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
-    return result.stdout + result.stderr
+    return result.stdout
 
 
 def swarm(*args: str, check: bool = True) -> str:
@@ -105,29 +105,14 @@ def running_tasks(service: str) -> list[tuple[str, str]]:
     ]
 
 
-def on_node(address: str, *args: str) -> str:
-    """A docker command on one node's own engine; nothing if the node is down."""
-    return (
-        run("docker", "-H", f"tcp://{address}:2375", *args, check=False) if node_up(address) else ""
-    )
-
-
-def node_up(address: str) -> bool:
-    result = subprocess.run(
-        ["docker", "-H", f"tcp://{address}:2375", "info", "--format", "{{.Name}}"],
-        capture_output=True,
-        check=False,
-        timeout=20,
-    )
-    return result.returncode == 0
+def on_node(address: str, *args: str, check: bool = True) -> str:
+    """A docker command on one node's own engine."""
+    return run("docker", "-H", f"tcp://{address}:2375", *args, check=check)
 
 
 def node_names() -> list[str]:
     """Host names of the swarm's nodes, in SWARM_NODES order (node1, the manager, first)."""
-    return [
-        run("docker", "-H", f"tcp://{address}:2375", "info", "--format", "{{.Name}}").strip()
-        for address in NODES
-    ]
+    return [on_node(address, "info", "--format", "{{.Name}}").strip() for address in NODES]
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 1.0):
@@ -244,6 +229,7 @@ def deployed():
                     "--quiet",
                     "--filter",
                     f"label=com.docker.stack.namespace={STACK}",
+                    check=False,
                 ).strip()
                 for address in NODES
             )
