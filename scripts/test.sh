@@ -33,7 +33,7 @@ variants=(wsgi asgi) https_variants=(wsgi asgi) swarm_variants=(wsgi asgi) quick
 dev_loop_only=false swarm_only=false
 case ${1:-} in
   "") ;;
-  --quick) variants=(wsgi) https_variants=() swarm_variants=() quick=true ;;
+  --quick) variants=(wsgi) https_variants=() quick=true ;;
   --swarm) swarm_only=true ;;
   --dev-loop) dev_loop_only=true ;;
   -h | --help) usage ;;
