@@ -226,6 +226,14 @@ def test_db_socket_directory_belongs_to_the_db_user():
     assert not re.search(r"chmod.*/var/run/postgresql", output), "the entrypoint's chmod failed"
 
 
+def test_nginx_may_reuse_the_ports_of_its_closed_upstream_connections():
+    """nginx opens a connection to gunicorn for each request to sync workers; without port reuse,
+    a few minutes at a few hundred requests a second leave every local port waiting out its 60 s
+    (TIME_WAIT), and each new connection then costs nginx a search (docs/bench/results.md)."""
+    nginx = next(c["ID"] for c in containers() if c["Service"] == "nginx")
+    assert docker("exec", nginx, "cat", "/proc/sys/net/ipv4/tcp_tw_reuse").strip() == "1"
+
+
 def test_redis_memory_limit_leaves_room_for_the_official_modules():
     running = running_containers()
     assert "redis" in running, "redis is not running"
