@@ -22,24 +22,24 @@ def sleep_task(self, run_id: str) -> None:
     run = TaskRun.objects.filter(pk=run_id).first()
     if run is None or run.status == TaskRun.Status.SUCCEEDED:
         return
-    run.status, run.worker, run.started_at = (
-        TaskRun.Status.RUNNING,
-        self.request.hostname,
-        timezone.now(),
-    )
-    run.save(update_fields=["status", "worker", "started_at"])
-    events.publish(run_id, run.as_json() | {"progress": 0.0})
+    run.worker, run.started_at = self.request.hostname, timezone.now()
+    # A run that takes time is shown running, with its progress; an instant one is recorded once,
+    # when it is done (one write and one message instead of two of each).
+    if run.seconds > 0:
+        run.status = TaskRun.Status.RUNNING
+        run.save(update_fields=["status", "worker", "started_at"])
+        events.publish(run_id, run.as_json() | {"progress": 0.0})
 
-    # Sleep in steps of at most a second, telling listeners how far along it is.
-    started = time.monotonic()
-    while (elapsed := time.monotonic() - started) < run.seconds:
-        time.sleep(min(1.0, run.seconds - elapsed))
-        progress = min(1.0, (time.monotonic() - started) / run.seconds)
-        if progress < 1.0:
-            events.publish(run_id, run.as_json() | {"progress": round(progress, 2)})
+        # Sleep in steps of at most a second, telling listeners how far along it is.
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < run.seconds:
+            time.sleep(min(1.0, run.seconds - elapsed))
+            progress = min(1.0, (time.monotonic() - started) / run.seconds)
+            if progress < 1.0:
+                events.publish(run_id, run.as_json() | {"progress": round(progress, 2)})
 
     run.status, run.finished_at = TaskRun.Status.SUCCEEDED, timezone.now()
-    run.save(update_fields=["status", "finished_at"])
+    run.save(update_fields=["status", "worker", "started_at", "finished_at"])
     events.publish(run_id, run.as_json() | {"progress": 1.0})
 
 

@@ -84,6 +84,33 @@ def test_events_of_an_unknown_task_get_404(client):
     assert client.get("/api/tasks/00000000-0000-0000-0000-000000000000/events/").status_code == 404
 
 
+def published_states(seconds: float) -> list[dict]:
+    """The states a task of `seconds` announces on its channel, in order."""
+    run = TaskRun.objects.create(seconds=seconds)
+    client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
+    with client, client.pubsub() as pubsub:
+        pubsub.subscribe(f"demo:task-events:{run.id}")
+        pubsub.get_message(timeout=1)  # the subscription's confirmation
+        sleep_task.apply(args=(str(run.id),))
+        messages = iter(lambda: pubsub.get_message(timeout=0.5), None)
+        return [json.loads(message["data"]) for message in messages]
+
+
+def test_a_task_that_takes_time_is_announced_running_then_done():
+    states = published_states(seconds=0.1)
+    assert [state["status"] for state in states] == ["running", "succeeded"]
+    assert states[0]["progress"] == 0.0
+    assert states[-1]["result"]["worker"]
+
+
+def test_an_instant_task_is_announced_once_done_with_its_worker_and_start():
+    [state] = published_states(seconds=0)
+    assert (state["status"], state["progress"]) == ("succeeded", 1.0)
+    run = TaskRun.objects.get(pk=state["id"])
+    assert run.worker
+    assert run.started_at <= run.finished_at
+
+
 def test_the_task_leaves_its_final_state_for_late_listeners():
     run = TaskRun.objects.create(seconds=0.1)
     sleep_task.apply(args=(str(run.id),))
