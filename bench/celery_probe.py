@@ -2,7 +2,9 @@
 
 Run in the web container (it has the code, the secrets and the backend network), so that no
 HTTP, nginx or port proxy is measured, only what the view does to enqueue and the worker does:
-    docker compose exec -T web python - ROUND_TRIPS TASKS < bench/celery_probe.py
+    docker compose exec -T web python -c "$(cat bench/celery_probe.py)" ROUND_TRIPS TASKS </dev/null
+Once Django is set up it prints "ready" and waits for a line on stdin (or its end): bench/measure.py
+starts counting CPU there, so the probe's own start is not counted as the tasks' cost.
 Round trip: the view's enqueue (the row inserted and committed, the message published), then the
 task's "succeeded" event, which the worker publishes after it has recorded the run as done; one
 task at a time. Throughput: TASKS enqueued by 8 threads at once, from the first enqueue to the
@@ -23,7 +25,7 @@ django.setup()
 
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.db import close_old_connections, transaction  # noqa: E402
+from django.db import close_old_connections  # noqa: E402
 
 from demo.models import TaskRun  # noqa: E402
 from demo.tasks import sleep_task  # noqa: E402
@@ -33,8 +35,7 @@ CLIENTS = 8
 
 def enqueue() -> str:
     """What POST /api/tasks/ does (demo/views.py: create_task)."""
-    with transaction.atomic():
-        run = TaskRun.objects.create(seconds=0)
+    run = TaskRun.objects.create(seconds=0)
     sleep_task.apply_async((str(run.id),), task_id=str(run.id))
     return str(run.id)
 
@@ -89,6 +90,8 @@ def throughput(count: int) -> dict:
 
 def main() -> None:
     trips, tasks = int(sys.argv[1]), int(sys.argv[2])
+    print("ready", flush=True)
+    sys.stdin.readline()
     timings = round_trips(trips)
     out = {
         "round_trips": trips,

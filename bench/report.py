@@ -266,12 +266,12 @@ def bounds(records: list[dict]) -> list[str]:
             cpu = sum(c["cpu_ms"].values())
             lines.append(
                 f"T4 ({c['label']}): each task cost {cpu:.2f} ms of CPU over the stack's "
-                f"containers ({cpu_parts(c['cpu_ms'])}; web is the probe enqueueing, in one "
-                f"Python process, and its start), so {cores} cores allow at most about "
+                f"containers ({cpu_parts(c['cpu_ms'])}; web is the probe enqueueing, from 8 "
+                f"threads of one Python process), so {cores} cores allow at most about "
                 f"{cores * 1000 / cpu:.0f} tasks a second if nothing else ran. The worker's part "
                 "is Celery's prefork pool (the parent receives, dispatches and acknowledges each "
-                "task late; the child runs it: 4 queries, two of them commits, and two Redis "
-                "round trips)."
+                "task late; the child runs it: 3 queries, the health check, the read and the "
+                "one write, and one Redis round trip for its progress message)."
             )
     for stack in ("wsgi", "asgi"):
         post, read = by_config(groups, "post", stack), by_config(groups, "json", f"{stack}-nginx")
@@ -357,7 +357,8 @@ def markdown(records: list[dict]) -> str:
         "commit the row, publish the message), then the task's `succeeded` event, which the "
         "worker publishes once it has recorded the run as done; one task at a time. Tasks/s: "
         "tasks enqueued at once by 8 threads, from the first enqueue to the last task's "
-        "recorded finish. CPU: all the stack's containers over every task of the probe.",
+        "recorded finish. CPU: all the stack's containers over every task of the probe, counted "
+        "from its first task (the probe's own start, in the web container, is left out).",
         "",
         *table(
             [
