@@ -117,5 +117,8 @@ def test_the_task_leaves_its_final_state_for_late_listeners():
     client = redis.Redis.from_url(f"{settings.REDIS_URL}/0")
     with client:
         state = json.loads(client.get(f"demo:task-state:{run.id}"))
+        kept_for = client.ttl(f"demo:task-state:{run.id}")
     assert state["status"] == "succeeded"
     assert state["progress"] == 1.0
+    # ... for a minute, not for an hour: the database keeps the outcome.
+    assert 0 < kept_for <= 60

@@ -72,7 +72,8 @@ function taskForm() {
       bar.hidden = false;
       bar.value = 0;
       const task = await followTask(id, (state) => {
-        bar.value = state.progress ?? 0;
+        // A run read from the database (done a while ago) carries no progress.
+        bar.value = state.progress ?? (state.status === "succeeded" ? 1 : 0);
         output.textContent = `${state.status} ${id}`;
       });
       output.textContent = JSON.stringify(task, null, 2);
