@@ -98,7 +98,7 @@ def soak_verdict(soak: dict) -> tuple[bool, str]:
     """0 errors; web and worker memory grow < 10 % (first minute's sample to the last); Postgres
     connections and Redis memory flat: the second half's highest sample no more than 2
     connections, and 10 %, above the first half's (the first minutes include the warm-up:
-    connections opened, the task states Redis keeps for an hour)."""
+    connections opened, the minute of finished task states Redis keeps)."""
     samples = soak["samples"]
     first, last, half = samples[0], samples[-1], max(len(samples) // 2, 1)
     errors = sum(s["errors"] for s in samples)
