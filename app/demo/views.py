@@ -114,7 +114,12 @@ def _task_state(task_id: str, release_connection: bool) -> dict | None:
     """
     try:
         run = _get_run(task_id)
-        return None if run is None else run.as_json()
+        if run is None:
+            return None
+        # The database knows no progress, only whether the run is done (its last published state,
+        # with the progress, leaves Redis a minute after it finishes).
+        done = run.status == TaskRun.Status.SUCCEEDED
+        return run.as_json() | ({"progress": 1.0} if done else {})
     finally:
         if release_connection:
             connection.close()

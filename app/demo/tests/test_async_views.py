@@ -61,6 +61,17 @@ def test_events_of_a_finished_task_are_one_event_then_the_end(client):
     assert "event: succeeded" in body
 
 
+def test_events_of_a_task_done_long_ago_say_it_is_done_all_the_way(client):
+    """Its last published state has left Redis: the database's record still says 100 %."""
+    run = TaskRun.objects.create(seconds=0)
+    sleep_task.apply(args=(str(run.id),))
+    redis.Redis.from_url(f"{settings.REDIS_URL}/0").delete(f"demo:task-state:{run.id}")
+
+    body = client.get(f"/api/tasks/{run.id}/events/").content.decode()
+    data = json.loads(body.split("data: ", 1)[1].split("\n", 1)[0])
+    assert (data["status"], data["progress"]) == ("succeeded", 1.0)
+
+
 def test_under_wsgi_events_answer_at_once_and_the_browser_polls(client):
     """A sync worker never holds a stream: one event, a retry hint, and the response ends."""
     run = TaskRun.objects.create(seconds=30)

@@ -72,8 +72,7 @@ function taskForm() {
       bar.hidden = false;
       bar.value = 0;
       const task = await followTask(id, (state) => {
-        // A run read from the database (done a while ago) carries no progress.
-        bar.value = state.progress ?? (state.status === "succeeded" ? 1 : 0);
+        bar.value = state.progress ?? 0;
         output.textContent = `${state.status} ${id}`;
       });
       output.textContent = JSON.stringify(task, null, 2);
