@@ -7,7 +7,7 @@ refuses, or what a Swarm service says another way, is translated here, once for 
 so that compose.yaml stays the one description of the services and swarm/compose.swarm.yaml
 holds only what a swarm does differently:
 - left out: the project's `name` (the stack has its own), empty (null) values, `profiles`,
-  `build` (deploy.sh builds and pushes first), `restart` (Swarm
+  `build` and `pull_policy` (deploy.sh builds and pushes first), `restart` (Swarm
   restarts every task that stops), `security_opt` (a Swarm service cannot set
   no-new-privileges; the containers still run as non-root users without capabilities) and
   `depends_on` (Swarm has no start order: a task restarts until what it needs answers, and the
@@ -24,7 +24,7 @@ import json
 import sys
 from typing import Any
 
-NOT_FOR_SWARM = ("profiles", "build", "restart", "security_opt", "depends_on")
+NOT_FOR_SWARM = ("profiles", "build", "pull_policy", "restart", "security_opt", "depends_on")
 SECRETS_DIRECTORY = "/run/secrets"
 
 

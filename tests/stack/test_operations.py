@@ -333,6 +333,32 @@ def wait_for_exit(project: str, environment: dict, timeout: float = 180) -> None
     raise AssertionError(f"{project}: migrate never ran")
 
 
+def test_a_first_start_prints_no_error_lines():
+    """The first `docker compose up`, before any image of this project exists, says nothing
+    alarming: the services that run web's image wait for its build instead of trying to pull it
+    from a registry (which has no such image: one "Error" line each)."""
+    project = f"{os.environ.get('COMPOSE_PROJECT_NAME', 'stack')}-first-start"
+    environment = {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": project,
+        "HTTP_PORT": "0",
+        # A name no image has yet; the build itself is quick, from the stack's build cache.
+        "APP_IMAGE": f"{project}-app:{secrets.token_hex(4)}",
+    }
+    try:
+        up = compose_in(environment, "up", "--no-start", timeout=600)
+        output = up.stdout + up.stderr
+        assert up.returncode == 0, output[-3000:]
+        alarming = [
+            line for line in output.splitlines() if re.search(r"\b(Error|Warning|Pulling)\b", line)
+        ]
+        assert not alarming, "\n".join(alarming)
+    finally:
+        compose_in(environment, "down", "--volumes", "--remove-orphans")
+        images = [environment["APP_IMAGE"], f"{project}-nginx"]
+        subprocess.run(["docker", "rmi", *images], capture_output=True, check=False)
+
+
 def test_a_malformed_variable_makes_up_wait_fail_and_the_logs_name_it():
     """`docker compose up --wait` as an operator runs it, in a project of its own."""
     project = f"{os.environ.get('COMPOSE_PROJECT_NAME', 'stack')}-bad-config"
