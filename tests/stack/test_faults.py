@@ -330,6 +330,81 @@ def test_rolling_restart_of_two_web_containers_drops_no_request(http):
         wait_healthy("--scale", "web=1")
 
 
+def connections_to_gunicorn(container_id: str) -> int:
+    """Established connections to gunicorn's port (8000) inside a web container."""
+    table = docker_exec(container_id, "cat", "/proc/net/tcp").stdout
+    return sum(
+        1
+        for line in table.splitlines()[1:]
+        if line.split()[1].endswith(":1F40") and line.split()[3] == "01"
+    )
+
+
+def docker_exec(container_id: str, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", "exec", container_id, *command], capture_output=True, text=True, check=False
+    )
+
+
+def request_inside(container_id: str, path: str) -> str:
+    """A request to the container's own gunicorn, bypassing nginx: its status, or the error."""
+    code = (
+        "import sys, urllib.request\n"
+        "try:\n"
+        f"    print(urllib.request.urlopen('http://127.0.0.1:8000{path}', timeout=30).status)\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)"
+    )
+    return docker_exec(container_id, "python", "-c", code).stdout.strip()
+
+
+@pytest.mark.demo
+def test_a_draining_web_container_serves_on_then_stops(http, monkeypatch):
+    """WEB_DRAIN_SECONDS, proven on one host (the Swarm tests prove it where it is set): after
+    its SIGTERM a web container accepts and answers requests for that long, its in-flight ones
+    finish, then it stops cleanly, and nginx goes on serving from the other container."""
+    drain = 6
+    monkeypatch.setenv("WEB_DRAIN_SECONDS", str(drain))
+    wait_healthy("--scale", "web=2")
+    try:
+        draining, other = container_ids("web")
+        wait_until_nginx_reaches(draining)
+        wait_until_nginx_reaches(other)
+        with Load("/api/info/") as load:
+            in_flight: list[str] = []
+            slow = threading.Thread(
+                target=lambda: in_flight.append(request_inside(draining, "/api/wait/?ms=4000"))
+            )
+            before = connections_to_gunicorn(draining)
+            slow.start()
+            deadline = time.monotonic() + 30
+            while connections_to_gunicorn(draining) <= before:
+                assert time.monotonic() < deadline, "the slow request never reached gunicorn"
+                time.sleep(0.1)
+            signalled = time.monotonic()
+            subprocess.run(["docker", "kill", "--signal", "TERM", draining], check=True)
+            # A new request, sent after the signal: answered, not refused.
+            answer = request_inside(draining, "/api/info/")
+            assert answer == "200", f"a request during the drain got {answer!r}"
+            assert time.monotonic() - signalled < drain, "the check came too late to prove it"
+            slow.join()
+            assert in_flight == ["200"], in_flight
+            deadline = time.monotonic() + drain + 30
+            while (state := inspect(draining)["State"])["Running"]:
+                assert time.monotonic() < deadline, "the draining container never stopped"
+                time.sleep(0.2)
+            assert state["ExitCode"] == 0, state
+            assert time.monotonic() - signalled >= drain, "it stopped before its drain ended"
+            served_when_stopped = load.ok
+            deadline = time.monotonic() + 30
+            while load.ok < served_when_stopped + 20:
+                assert time.monotonic() < deadline, "nginx served nothing after the stop"
+                time.sleep(0.2)
+    finally:
+        monkeypatch.delenv("WEB_DRAIN_SECONDS")
+        wait_healthy("--scale", "web=1")
+
+
 def test_bad_gateway_is_a_friendly_page_with_retry_after(http):
     compose("stop", "web")
     try:
