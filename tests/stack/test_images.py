@@ -120,10 +120,17 @@ def test_base_images_set_no_user():
         assert image_user(image) == "", f"{image} sets USER {image_user(image)!r}"
 
 
-def test_each_long_running_container_gets_its_uid_from_compose_or_our_dockerfile():
+def one_shot_uid(name: str) -> int:
+    """The uid a one-shot service's command runs as: `id -u` in a fresh container of it (its
+    own exited long ago)."""
+    run = compose("run", "--rm", "--no-deps", "-T", "--entrypoint", "id", name, "-u")
+    return int(run.stdout.strip())
+
+
+def test_every_container_gets_its_uid_from_compose_or_our_dockerfile():
     running = running_containers()
     problems = []
-    for name, service in long_running().items():
+    for name, service in config()["services"].items():
         if service.get("user"):
             source, user = f"compose's user: {service['user']}", service["user"]
         elif (target := build_target(service)) and (user := dockerfile_user(target)):
@@ -136,6 +143,12 @@ def test_each_long_running_container_gets_its_uid_from_compose_or_our_dockerfile
                 f"{name}: compose sets no user: and the image is not built here; the official "
                 "image would run it as root (under cap_drop: [ALL] its entrypoint cannot drop root)"
             )
+            continue
+        if name not in long_running():
+            expected = int(user.split(":")[0]) if user.split(":")[0].isdigit() else None
+            uid = one_shot_uid(name)
+            if uid == 0 or (expected is not None and uid != expected):
+                problems.append(f"{name}: its command runs as uid {uid}, {source}")
             continue
         if name not in running:
             problems.append(f"{name}: not running")
