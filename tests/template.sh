@@ -27,6 +27,8 @@ cd "$copy"
 git init --quiet && git add --all  # lint.sh lists the files to check with git
 snapshot() { find . -path ./.git -prune -o -type f -print0 | sort -z | xargs -0 sha256sum; }
 
+# The files that carry the project's name: every compose file that names it, the dev stack's too.
+mapfile -t named < <(grep -l django-stack compose*.yaml .env.example app/pyproject.toml app/uv.lock app/Dockerfile)
 before=$(snapshot)
 if scripts/init.sh 'Bad Name!' >/dev/null 2>&1; then fail "init.sh refuses a bad NAME" "it accepted 'Bad Name!'"; fi
 check "a bad NAME changes nothing" "files changed" test "$before" = "$(snapshot)"
@@ -35,9 +37,11 @@ scripts/init.sh template-check --no-demo
 check "demo removed" "app/demo/ is still there" test ! -e app/demo
 check "no demo left in app/config/" "$(grep -rn demo app/config/ || true)" \
   sh -c '! grep -rqw demo app/config/'
-for file in compose.yaml compose.asgi.yaml compose.https.yaml .env.example app/pyproject.toml app/uv.lock app/Dockerfile; do
+for file in "${named[@]}"; do
   check "renamed in $file" "still says django-stack" sh -c "grep -q template-check $file && ! grep -q django-stack $file"
 done
+check "the dev stack is named template-check-dev" "$(grep '^name:' compose.dev.yaml)" \
+  grep -qx 'name: template-check-dev' compose.dev.yaml
 after=$(snapshot)
 scripts/init.sh template-check --no-demo >/dev/null
 check "a second run changes nothing" "files changed" test "$after" = "$(snapshot)"
