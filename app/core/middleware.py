@@ -13,15 +13,24 @@ ASGI these classes call their own hooks directly. Their code and order stay Djan
 settings.MIDDLEWARE keeps naming them by their own paths (so `check --deploy` still sees them);
 WSGI never calls __acall__ and is untouched. A subclass of one of them keeps Django's way: its
 hooks may well do I/O.
+
+_acall is MiddlewareMixin.__acall__ with the thread hops taken out. A Django upgrade that
+changes Django's method, or gives one of these classes an __acall__ of its own, stops start-up
+(ImproperlyConfigured, naming the version) until the copy has been compared with it.
 """
 
+import hashlib
+import inspect
+import textwrap
 from collections.abc import Callable
 
+import django
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -78,8 +87,30 @@ async def _acall(self: MiddlewareMixin, request: HttpRequest) -> HttpResponse:
     return response
 
 
+# The SHA-256 of MiddlewareMixin.__acall__'s source (dedented) that _acall mirrors: Django 6.1.3.
+REVIEWED_ACALL_SHA256 = "5c839eda8e41012076de9a8cad6a3811dfe630cbfd1e829736741b6cd09d8522"
+
+
+def check_djangos_acall_is_the_reviewed_one() -> None:
+    source = textwrap.dedent(inspect.getsource(MiddlewareMixin.__acall__))
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    if digest != REVIEWED_ACALL_SHA256:
+        raise ImproperlyConfigured(
+            f"Django {django.get_version()} changed MiddlewareMixin.__acall__, which "
+            "core/middleware.py's _acall mirrors: compare the two, then set "
+            f"REVIEWED_ACALL_SHA256 to {digest}."
+        )
+    for cls in RESPONSE_IO:
+        if cls.__dict__.get("__acall__") not in (None, _acall):
+            raise ImproperlyConfigured(
+                f"Django {django.get_version()} gives {cls.__qualname__} an __acall__ of its "
+                "own: core/middleware.py must no longer replace it (remove it from RESPONSE_IO)."
+            )
+
+
 def run_hooks_on_event_loop() -> None:
     """Call once, in the ASGI entry point, before the first request."""
+    check_djangos_acall_is_the_reviewed_one()
     for cls in RESPONSE_IO:
         # The CSRF secret kept in the session: reading it loads the session.
         if cls is CsrfViewMiddleware and settings.CSRF_USE_SESSIONS:

@@ -17,14 +17,16 @@ from django.conf import settings
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.contrib.sessions.models import Session
+from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.db import connections
+from django.middleware.common import CommonMiddleware
 from django.test import override_settings
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
 from config.asgi import ASGIHandler, application
-from core.middleware import RESPONSE_IO
+from core.middleware import RESPONSE_IO, run_hooks_on_event_loop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.asgi_urls")]
 
@@ -193,3 +195,19 @@ def test_stored_messages_go_to_a_thread():
     assert status == 200
     assert cookie(headers, "messages"), "the message was not stored"
     assert calls == ["thread", "loop"]
+
+
+def test_start_up_stops_when_django_changes_the_method_we_mirror():
+    """A Django upgrade that changes MiddlewareMixin.__acall__ fails loudly, naming the version,
+    instead of leaving core/middleware.py's copy to diverge from it unseen."""
+
+    async def changed_acall(self, request):
+        return await self.get_response(request)
+
+    changed = mock.patch.object(MiddlewareMixin, "__acall__", changed_acall)
+    with changed, pytest.raises(ImproperlyConfigured, match=r"Django 6\.\d+\.\d+ changed"):
+        run_hooks_on_event_loop()
+    own = mock.patch.object(CommonMiddleware, "__acall__", changed_acall, create=True)
+    with own, pytest.raises(ImproperlyConfigured, match="CommonMiddleware an __acall__ of its"):
+        run_hooks_on_event_loop()
+    run_hooks_on_event_loop()  # as Django is: no complaint, and calling it twice is harmless
