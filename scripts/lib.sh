@@ -27,6 +27,30 @@ compose_files() {
   printf '%s\n' "$base${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
 }
 
+# require_docker: stops, saying what to upgrade, when the engine or Compose is older than the
+# versions the README names (Compose 2.24, for `include:` with override files, `develop.watch`
+# and `pull_policy: build`; Engine 20.10). Older ones fail later, with less helpful errors.
+require_docker() {
+  local compose engine
+  compose=$(docker compose version --short 2>/dev/null) \
+    || { echo "docker compose (v2) is missing: install the Docker Compose plugin, 2.24 or later" >&2; exit 2; }
+  engine=$(docker version --format '{{.Server.Version}}' 2>/dev/null) \
+    || { echo "the Docker engine does not answer: is dockerd running, may you use its socket?" >&2; exit 2; }
+  if ! version_at_least "${compose#v}" 2.24; then
+    echo "Docker Compose $compose is older than 2.24, which these compose files need: upgrade it" >&2
+    exit 2
+  fi
+  if ! version_at_least "$engine" 20.10; then
+    echo "Docker Engine $engine is older than 20.10, which these compose files need: upgrade it" >&2
+    exit 2
+  fi
+}
+
+# version_at_least VERSION MINIMUM: whether VERSION (e.g. 2.26.1-4) is MINIMUM (e.g. 2.24) or later.
+version_at_least() {
+  [ "$(printf '%s\n%s\n' "$2" "${1%%[-+]*}" | sort -V | head -1)" = "$2" ]
+}
+
 # json PATH: the value at a dotted PATH of the JSON document on stdin, or nothing.
 json() {
   python3 -c 'import json, sys

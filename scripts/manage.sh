@@ -17,7 +17,12 @@ esac
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
+require_docker
 COMPOSE_FILE=$(compose_files dev)
 export COMPOSE_FILE
+# `run` starts web's dependencies, which run the dev image too, before it would build it: on a
+# fresh clone, build it first.
+docker image inspect "$(docker compose config --images web)" >/dev/null 2>&1 \
+  || docker compose build web
 exec docker compose run --rm --user "${MANAGE_USER:-$(id -u):$(id -g)}" \
   --volume "$repo_root/app:/app" web python manage.py "$@"

@@ -31,6 +31,7 @@ done
 
 # start_stack: the stack of this checkout, under its own project, every service healthy.
 start_stack() {
+  require_docker
   COMPOSE_FILE=$(compose_files "$variant")
   export COMPOSE_FILE
   export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-django-stack-smoke}

@@ -50,6 +50,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "missing: ${missing[*]} (the README's Tests section says what the test command needs)" >&2
   exit 2
 fi
+require_docker
 
 # The product's documented defaults, not a developer's .env or exported settings. The *_IMAGE
 # variables stay: they choose where images come from, not how the stack behaves.
