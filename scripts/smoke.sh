@@ -47,7 +47,9 @@ start_stack() {
   if [ "$build" = true ]; then
     docker compose build --quiet
   fi
-  if docker compose up --detach --wait --quiet-pull >/dev/null 2>&1; then
+  # --no-build: built just now, or by whoever passed --no-build (web's pull_policy would build
+  # it on every up).
+  if docker compose up --detach --wait --quiet-pull --no-build >/dev/null 2>&1; then
     ok "$variant stack up: every service healthy"
   else
     fail "$variant stack up" "not every service became healthy"

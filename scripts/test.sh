@@ -163,7 +163,7 @@ for variant in "${https_variants[@]}"; do
   [ "$variant" = asgi ] && files+=:compose.asgi.override.yaml
   export COMPOSE_FILE="$files:.ci/compose.acme-test.yaml${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
   docker compose build --quiet
-  if ! docker compose up --detach --wait --quiet-pull >/dev/null 2>&1; then
+  if ! docker compose up --detach --wait --quiet-pull --no-build >/dev/null 2>&1; then
     docker compose ps --all
     docker compose logs --tail 30
     exit 1

@@ -65,7 +65,8 @@ def wait_healthy(*up_options: str, timeout: float = 120) -> None:
     Not `up --wait`: it gives up at once on a container that is still unhealthy from the fault
     just injected (nginx, until its next check finds web back), instead of waiting it out.
     """
-    compose("up", "--detach", *up_options)
+    # The images the test command built: `up` alone would build web again (pull_policy: build).
+    compose("up", "--detach", "--no-build", *up_options)
     deadline = time.monotonic() + timeout
     while True:
         states = {
