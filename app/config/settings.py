@@ -7,6 +7,7 @@ https://docs.djangoproject.com/en/6.1/ref/settings/
 
 import importlib.util
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -62,6 +63,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before core: its failed-login receiver runs after axes' and reports axes' count.
+    "axes",
     "core",
     "demo",  # demo: scripts/init.sh --no-demo removes every line marked like this
 ]
@@ -77,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -258,6 +263,26 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# Login throttling (django-axes, docs/security.md): DJANGO_LOGIN_FAILURE_LIMIT failed logins for
+# one username from one client address lock that pair out for DJANGO_LOGIN_COOLOFF_MINUTES,
+# answered 429. Per pair, never per username alone: an attacker elsewhere cannot lock the real
+# admin out. The address is REMOTE_ADDR: the visitor's, as nginx saw it (config/forwarded.py
+# under WSGI, uvicorn's proxy headers under ASGI), never a header a client chose.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", 5, validate=Range(min=1, max=1000))
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env.int("DJANGO_LOGIN_COOLOFF_MINUTES", 15, validate=Range(min=1, max=7 * 24 * 60))
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "core.auth.client_address"
+AXES_LOCKOUT_CALLABLE = "core.auth.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True
+
 
 # Outgoing mail: SMTP, configured by EMAIL_*; DJANGO_EMAIL_BACKEND=console writes each message
 # to the log instead (compose.dev.yaml does). Django 6.1's MAILERS, which replaces the EMAIL_*
@@ -342,5 +367,8 @@ LOGGING = {
         # The Celery worker's pool (billiard) logs here, not through the root logger (a pool
         # process killed, for one); without a handler of ours Celery adds its own, in plain text.
         "multiprocessing": {"handlers": ["console"], "propagate": False},
+        # core/auth.py logs each failed login as one line with its fields; axes' own lines say
+        # the same again in prose (several a failure): only its errors are kept.
+        "axes": {"level": "ERROR"},
     },
 }
