@@ -7,6 +7,7 @@ https://docs.djangoproject.com/en/6.1/ref/settings/
 
 import importlib.util
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -30,6 +31,55 @@ _HOST_NAME = rf"(?=.{{1,253}}$)({_LABEL}\.)+[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?"
 def _host_name(name: str) -> None:
     if name and not re.fullmatch(_HOST_NAME, name):
         raise ValidationError("a host name is wanted (no scheme, port or path), e.g. example.com")
+
+
+# Content-Security-Policy sources, as DJANGO_CSP_* lists them (docs/security.md). Keywords may
+# be written without their single quotes, which a .env file would strip anyway.
+_CSP_KEYWORDS = {
+    "self",
+    "unsafe-inline",
+    "unsafe-eval",
+    "unsafe-hashes",
+    "strict-dynamic",
+    "wasm-unsafe-eval",
+    "report-sample",
+}
+_CSP_HASH = r"sha(256|384|512)-[A-Za-z0-9+/_-]+={0,2}"
+_CSP_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*:"
+_CSP_HOST = (
+    r"([A-Za-z][A-Za-z0-9+.-]*://)?(\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)"
+    r"(:([0-9]{1,5}|\*))?(/[^\s;,'\"]*)?"
+)
+
+
+def _csp_source(value: str, nonce_allowed: bool) -> str:
+    """One source expression, keywords and hashes quoted; ValidationError if it is none."""
+    bare = value.strip("'")
+    if bare == "nonce" and nonce_allowed:
+        return CSP.NONCE
+    if bare in ("none", "nonce"):
+        raise ValidationError(
+            f"{value!r} has no place here ('none' only stands alone; a nonce is for "
+            "DJANGO_CSP_SCRIPT_SRC and DJANGO_CSP_STYLE_SRC)"
+        )
+    if bare in _CSP_KEYWORDS or re.fullmatch(_CSP_HASH, bare):
+        return f"'{bare}'"
+    if "'" not in value and (re.fullmatch(_CSP_SCHEME, value) or re.fullmatch(_CSP_HOST, value)):
+        return value
+    raise ValidationError(
+        f"{value!r} is not a CSP source: a host (cdn.example.com, https://*.example.com), a "
+        "scheme (data:, blob:, https:) or a keyword (unsafe-inline, unsafe-eval, "
+        "strict-dynamic, sha256-..., nonce for scripts and styles)"
+    )
+
+
+def _csp_sources(variable: str, nonce_allowed: bool = False) -> list[str]:
+    """The sources a DJANGO_CSP_* variable adds to its directive (comma-separated)."""
+    values = [value.strip() for value in env.list(variable, []) if value.strip()]
+    try:
+        return [_csp_source(value, nonce_allowed) for value in values]
+    except ValidationError as error:
+        raise ImproperlyConfigured(f"{variable}: {error.messages[0]}") from None
 
 
 # SECURITY WARNING: don't run with debug turned on in production!
@@ -62,6 +112,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before core: its failed-login receiver runs after axes' and reports axes' count.
+    "axes",
     "core",
     "demo",  # demo: scripts/init.sh --no-demo removes every line marked like this
 ]
@@ -77,6 +129,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -92,6 +146,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # {{ csp_nonce }} for inline scripts and styles (docs/security.md).
+                "django.template.context_processors.csp",
             ],
             "loaders": [
                 "django.template.loaders.filesystem.Loader",
@@ -245,8 +301,13 @@ SECURE_HSTS_SECONDS = 3600 if HTTPS else 0
 # owner's call, not a template's, so their deploy-check warnings are silenced here on purpose.
 SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
-# Pages load scripts, styles and images from this site only; nothing may frame them.
-SECURE_CSP = {
+# Pages load scripts, styles and images from this site only; nothing may frame them. Each
+# DJANGO_CSP_<DIRECTIVE> adds sources to its directive (docs/security.md); browsers report what
+# the policy blocks to CSP_REPORT_PATH, which logs each report as a WARNING (core/csp.py).
+CSP_REPORT_PATH = "/csp-report/"
+# Report lines a web process logs a minute at most; more are counted, not logged.
+CSP_REPORTS_PER_MINUTE = 60
+_csp_policy = {
     "default-src": [CSP.SELF],
     "img-src": [CSP.SELF, "data:"],
     "object-src": [CSP.NONE],
@@ -254,9 +315,48 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
     "form-action": [CSP.SELF],
 }
+for _directive, _nonce_allowed in (
+    ("script-src", True),
+    ("style-src", True),
+    ("img-src", False),
+    ("connect-src", False),
+    ("font-src", False),
+    ("frame-src", False),
+    ("media-src", False),
+    ("worker-src", False),
+):
+    _variable = "DJANGO_CSP_" + _directive.upper().replace("-", "_")
+    if _extra := _csp_sources(_variable, _nonce_allowed):
+        _csp_policy[_directive] = [*_csp_policy.get(_directive, [CSP.SELF]), *_extra]
+_csp_policy["report-uri"] = [CSP_REPORT_PATH]
+# true: the policy is only reported (Content-Security-Policy-Report-Only), never enforced: for
+# trying a stricter policy out on a live site before enforcing it.
+CSP_REPORT_ONLY = env.bool("DJANGO_CSP_REPORT_ONLY", False)
+SECURE_CSP = {} if CSP_REPORT_ONLY else _csp_policy
+SECURE_CSP_REPORT_ONLY = _csp_policy if CSP_REPORT_ONLY else {}
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+
+# Login throttling (django-axes, docs/security.md): DJANGO_LOGIN_FAILURE_LIMIT failed logins for
+# one username from one client address lock that pair out for DJANGO_LOGIN_COOLOFF_MINUTES,
+# answered 429. Per pair, never per username alone: an attacker elsewhere cannot lock the real
+# admin out. The address is REMOTE_ADDR: the visitor's, as nginx saw it (config/forwarded.py
+# under WSGI, uvicorn's proxy headers under ASGI), never a header a client chose.
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("DJANGO_LOGIN_FAILURE_LIMIT", 5, validate=Range(min=1, max=1000))
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env.int("DJANGO_LOGIN_COOLOFF_MINUTES", 15, validate=Range(min=1, max=7 * 24 * 60))
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "core.auth.client_address"
+AXES_LOCKOUT_CALLABLE = "core.auth.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_RESET_ON_SUCCESS = True
 
 
 # Outgoing mail: SMTP, configured by EMAIL_*; DJANGO_EMAIL_BACKEND=console writes each message
@@ -342,5 +442,8 @@ LOGGING = {
         # The Celery worker's pool (billiard) logs here, not through the root logger (a pool
         # process killed, for one); without a handler of ours Celery adds its own, in plain text.
         "multiprocessing": {"handlers": ["console"], "propagate": False},
+        # core/auth.py logs each failed login as one line with its fields; axes' own lines say
+        # the same again in prose (several a failure): only its errors are kept.
+        "axes": {"level": "ERROR"},
     },
 }

@@ -3,8 +3,12 @@ from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
+from core import csp
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # SECURE_CSP's report-uri (settings.CSP_REPORT_PATH).
+    path(settings.CSP_REPORT_PATH.lstrip("/"), csp.report, name="csp-report"),
     path("", include("demo.urls")),  # demo
 ]
 

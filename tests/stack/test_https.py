@@ -5,6 +5,7 @@ stage. The client connects to 127.0.0.1 and says the domain (SNI, Host), as a br
 DNS points there. The restart and down/up tests run last: they end with the stack up again.
 """
 
+import json
 import os
 import re
 import socket
@@ -184,6 +185,27 @@ def test_django_and_nginx_see_the_clients_address(tls):
     assert info["client_address"] in gateways, (info["client_address"], gateways)
     logged = next(line for line in service_logs("nginx").splitlines() if marker in line)
     assert f'"remote_addr":"{info["client_address"]}"' in logged
+
+
+def test_a_failed_login_is_counted_for_the_clients_address(tls):
+    """Login throttling (docs/security.md) counts the visitor caddy saw, not caddy, nginx or a
+    claimed X-Forwarded-For."""
+    networks = inspect(container_id("caddy"))["NetworkSettings"]["Networks"].values()
+    gateways = {network["Gateway"] for network in networks}
+    username = f"nobody-{uuid.uuid4().hex[:8]}"
+    with client(tls) as https:
+        https.get("/admin/login/")
+        response = https.post(
+            "/admin/login/",
+            data={"csrfmiddlewaretoken": https.cookies["csrftoken"], "username": username,
+                  "password": "wrong"},
+            headers={"Referer": f"https://{DOMAIN}/admin/login/", "X-Forwarded-For": "203.0.113.9"},
+        )  # fmt: skip
+    assert response.status_code == 200  # the form again: one failure is no lock-out
+    lines = [line for line in service_logs("web").splitlines() if username in line]
+    entries = [json.loads(line[line.index("{") :]) for line in lines]  # after any escape code
+    assert [entry["event"] for entry in entries] == ["login_failed"]
+    assert entries[0]["client_address"] in gateways, (entries[0]["client_address"], gateways)
 
 
 # Hostile input on the HTTPS port: a clear refusal, never the site under a wrong certificate.

@@ -27,6 +27,7 @@ CSP = {
     "base-uri": "'self'",
     "frame-ancestors": "'none'",
     "form-action": "'self'",
+    "report-uri": "/csp-report/",
 }
 NGINX_HEADERS = {
     "x-content-type-options": "nosniff",
