@@ -9,7 +9,7 @@
 #      running site is left as it was;
 #   4. web, worker, beat and nginx: rolling updates, each new task healthy before an old one
 #      stops, rolled back if it fails.
-#   --asgi          serve over ASGI (compose.asgi.override.yaml)
+#   --asgi          serve over ASGI (compose/asgi.yaml)
 #   --context NAME  the Docker context of a swarm manager (default: the current context)
 #   --tag TAG       image tag (default: the git commit, -dirty with uncommitted changes)
 #   --no-build      deploy images already pushed under TAG
@@ -45,7 +45,7 @@ die() { printf '[deploy] error: %s\n' "$*" >&2; exit 1; }
 swarm() { docker ${context:+--context "$context"} "$@"; }
 
 files=(-f compose.yaml)
-[ "$variant" = asgi ] && files+=(-f compose.asgi.override.yaml)
+[ "$variant" = asgi ] && files+=(-f compose/asgi.yaml)
 files+=(-f swarm/compose.swarm.yaml)
 build_files=("${files[@]}")
 IFS=: read -ra overlays <<<"${COMPOSE_OVERLAY:-}"

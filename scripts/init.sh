@@ -28,7 +28,7 @@ old=$(sed -n 's/^name: //p' compose.yaml)
 if [ "$old" != "$name" ]; then
   # Every variant names the same project (the dev stack its own, NAME-dev), so that switching
   # between them keeps the data.
-  sed -i -e "s/^name: $old\(-dev\)\?\$/name: $name\1/" -e "s/$old-app:local/$name-app:local/" compose*.yaml
+  sed -i -e "s/^name: $old\(-dev\)\?\$/name: $name\1/" -e "s/$old-app:local/$name-app:local/" compose*.yaml compose/*.yaml
   sed -i "s/^APP_IMAGE=$old-app:local\$/APP_IMAGE=$name-app:local/" .env.example
   # The project's own entry in the lock file carries its name too (uv sync --locked checks it).
   sed -i "s/^name = \"$old\"\$/name = \"$name\"/" app/pyproject.toml app/uv.lock

@@ -29,7 +29,7 @@ git init --quiet && git add --all  # lint.sh lists the files to check with git
 snapshot() { find . -path ./.git -prune -o -type f -print0 | sort -z | xargs -0 sha256sum; }
 
 # The files that carry the project's name: every compose file that names it, the dev stack's too.
-mapfile -t named < <(grep -l django-stack compose*.yaml .env.example app/pyproject.toml app/uv.lock app/Dockerfile)
+mapfile -t named < <(grep -l django-stack compose*.yaml compose/*.yaml .env.example app/pyproject.toml app/uv.lock app/Dockerfile)
 before=$(snapshot)
 if scripts/init.sh 'Bad Name!' >/dev/null 2>&1; then fail "init.sh refuses a bad NAME" "it accepted 'Bad Name!'"; fi
 check "a bad NAME changes nothing" "files changed" test "$before" = "$(snapshot)"
