@@ -10,10 +10,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 from kombu.exceptions import OperationalError
 
-from core import runtime
-from core.api import BadInput, is_json, json_object, number_in_range, whole_number_in_range
 from core.health import readiness
-from demo import events
+from demo import events, runtime
+from demo.api import BadInput, is_json, json_object, number_in_range, whole_number_in_range
 from demo.models import TaskRun
 from demo.tasks import BEAT_TICK_CACHE_KEY, sleep_task
 
