@@ -13,6 +13,8 @@ import ssl
 import tempfile
 import time
 import uuid
+import warnings
+from http.cookies import SimpleCookie
 from pathlib import Path
 
 import httpx
@@ -125,6 +127,29 @@ def test_tls_is_modern_and_offers_http2(tls, pebble_root):
     assert "GCM" in cipher or "CHACHA20" in cipher, cipher
 
 
+def old_protocol_client(maximum: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client that offers every protocol up to maximum: OpenSSL's default security level
+    forbids TLS 1.0 and 1.1 (the handshake would fail in the client, never reaching the
+    server); level 0 lets it offer them, so that a refusal is the server's."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the protocol is under test here, not the certificate
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = maximum
+    return context
+
+
+def test_tls_1_1_and_below_are_refused():
+    # The same client setup gets through with TLS 1.2: it can connect, and it offers old ones.
+    assert handshake(old_protocol_client(ssl.TLSVersion.TLSv1_2))["version"] == "TLSv1.2"
+    tls11 = old_protocol_client(ssl.TLSVersion.TLSv1_1)
+    # The server's alert, not the client's own "no protocols available".
+    with pytest.raises(ssl.SSLError, match="alert protocol version"):
+        handshake(tls11)
+
+
 def test_http2_is_negotiated(tls):
     with client(tls, http2=True) as https:
         response = https.get("/api/info/")
@@ -148,6 +173,14 @@ def test_hsts_on_every_answer(tls, path):
     assert re.fullmatch(r"max-age=\d+", response.headers["strict-transport-security"])
 
 
+def cookies_set(response: httpx.Response) -> dict:
+    """Each cookie the response sets, with its attributes, parsed from its Set-Cookie header."""
+    jar = SimpleCookie()
+    for value in response.headers.get_list("set-cookie"):
+        jar.load(value)
+    return dict(jar)
+
+
 def test_admin_login_over_https(tls):
     password = uuid.uuid4().hex
     username = f"admin-{uuid.uuid4().hex[:8]}"
@@ -159,7 +192,7 @@ def test_admin_login_over_https(tls):
     with client(tls) as https:
         login_page = https.get("/admin/login/")
         assert login_page.status_code == 200
-        assert "secure" in login_page.headers["set-cookie"].lower()
+        assert cookies_set(login_page)["csrftoken"]["secure"] is True
         token = https.cookies["csrftoken"]
         response = https.post(
             "/admin/login/?next=/admin/",
@@ -167,12 +200,42 @@ def test_admin_login_over_https(tls):
             headers={"Referer": f"https://{DOMAIN}/admin/login/"},
         )
         assert response.status_code == 302, response.text[:500]
-        session_cookie = next(
-            value for name, value in response.headers.multi_items()
-            if name == "set-cookie" and value.startswith("sessionid=")
-        )  # fmt: skip
-        assert "; secure" in session_cookie.lower()
+        session_cookie = cookies_set(response)["sessionid"]
+        assert (session_cookie["secure"], session_cookie["httponly"]) == (True, True)
         assert "Site administration" in https.get("/admin/").text
+
+
+@pytest.mark.parametrize(
+    ("token", "headers"),
+    [
+        (False, {"Referer": f"https://{DOMAIN}/admin/login/"}),
+        (True, {"Referer": "https://evil.example/admin/login/"}),
+        (True, {"Origin": "https://evil.example", "Referer": f"https://{DOMAIN}/admin/login/"}),
+    ],
+    ids=["no-token", "foreign-referer", "foreign-origin"],
+)
+def test_csrf_is_enforced_over_https(tls, token, headers):
+    """A login POST without the token, or with it but from another site, is refused (a wrong
+    password would get 200: the refusal is CSRF's)."""
+    with client(tls) as https:
+        https.get("/admin/login/")  # the csrftoken cookie, sent back with the POST
+        data = {"username": "nobody", "password": "wrong"}
+        if token:
+            data["csrfmiddlewaretoken"] = https.cookies["csrftoken"]
+        response = https.post("/admin/login/?next=/admin/", data=data, headers=headers)
+    assert response.status_code == 403, response.text[:300]
+    assert "CSRF verification failed" in response.text
+
+
+def logged_line(marker: str, timeout: float = 15) -> str:
+    """nginx's access log line of the request whose URL carries marker (logs lag behind)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in service_logs("nginx").splitlines() if marker in line]
+        if lines:
+            return lines[0]
+        assert time.monotonic() < deadline, f"no nginx log line for {marker} in {timeout} s"
+        time.sleep(0.2)
 
 
 def test_django_and_nginx_see_the_clients_address(tls):
@@ -183,7 +246,7 @@ def test_django_and_nginx_see_the_clients_address(tls):
     with client(tls) as https:
         info = https.get(f"/api/info/?{marker}", headers={"X-Forwarded-For": "203.0.113.9"}).json()
     assert info["client_address"] in gateways, (info["client_address"], gateways)
-    logged = next(line for line in service_logs("nginx").splitlines() if marker in line)
+    logged = logged_line(marker)
     assert f'"remote_addr":"{info["client_address"]}"' in logged
 
 
