@@ -315,7 +315,7 @@ def wait_for_https(tls: ssl.SSLContext, timeout: float = 120) -> None:
 def test_restart_requests_no_new_certificate(tls, issued):
     assert orders_placed() == 1
     compose("restart")
-    compose("up", "--detach", "--wait")
+    compose("up", "--detach", "--wait", "--no-build")
     wait_for_https(tls)
     # Pebble restarted too (with a new root); the site still serves what the old one issued.
     assert handshake(tls)["der"] == issued
@@ -325,7 +325,7 @@ def test_restart_requests_no_new_certificate(tls, issued):
 
 def test_down_and_up_requests_no_new_certificate(tls, issued):
     compose("down")
-    compose("up", "--detach", "--wait")
+    compose("up", "--detach", "--wait", "--no-build")
     wait_for_https(tls)
     assert handshake(tls)["der"] == issued
     assert orders_placed() == 0  # a new Pebble: nothing was asked of it
