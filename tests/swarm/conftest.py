@@ -229,7 +229,7 @@ class Load:
 
     def _health_check(self, node: str) -> None:
         # A new connection for each check, as balancers do: a node that refuses is seen at once.
-        with httpx.Client(timeout=2, headers={"Connection": "close"}) as http:
+        with httpx.Client(timeout=5, headers={"Connection": "close"}) as http:
             while not self._stop.is_set():
                 try:
                     status = http.get(f"http://{node}/healthz").status_code
@@ -354,6 +354,12 @@ class Load:
             for (at, seen), (later, _) in itertools.pairwise(changes)
             if (seen == state if state else seen != "in")
         ]
+
+    def assert_no_node_left_service(self) -> None:
+        """Where nginx is not replaced: every node passed every health check, and no connection
+        was refused (a node refusing all along would otherwise just be skipped)."""
+        assert not self.refused, self.summary()
+        assert not any(self.out_of_service(node) for node in self.nodes), self.summary()
 
     def summary(self) -> str:
         health = {
