@@ -333,7 +333,7 @@ class Load:
     def failures_since(self, since: float) -> list[str]:
         return [text for at, text in self.failures if at >= since]
 
-    def check_answers(self, min_answers: int = 10, max_gap: float = 5.0, gaps_from: float = 0.0):
+    def check_answers(self, min_answers: int = 2, max_gap: float = 5.0, gaps_from: float = 0.0):
         """Answers kept arriving: at least MIN_ANSWERS in each phase, and from GAPS_FROM on never
         MAX_GAP seconds without one (from a phase's start to its first, between two, from the
         last to the end)."""
