@@ -17,6 +17,7 @@ rm -f "$draining"
 "$@" &
 child=$!
 
+# shellcheck disable=SC2329 # run by the trap below
 drain() {
   trap '' QUIT TERM
   : >"$draining"
