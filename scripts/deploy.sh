@@ -8,7 +8,7 @@
 #   3. migrations, a one-off job with the new image: if it fails, the deploy stops there and the
 #      running site is left as it was;
 #   4. web, worker, beat and nginx: rolling updates, each new task healthy before an old one
-#      stops, rolled back if it fails.
+#      stops, rolled back if it fails (an nginx whose image did not change keeps running).
 #   --asgi          serve over ASGI (compose/asgi.yaml)
 #   --context NAME  the Docker context of a swarm manager (default: the current context)
 #   --tag TAG       image tag (default: the git commit, -dirty with uncommitted changes)
@@ -66,6 +66,17 @@ if [ "$build" = true ]; then
   say "build and push $APP_IMAGE, $NGINX_APP_IMAGE"
   docker compose "${build_files[@]}" build --quiet web nginx
   docker compose "${build_files[@]}" push --quiet web nginx
+fi
+
+# An nginx whose image is the one already running (the same content under a new tag: nothing in
+# nginx/ or the static files changed) keeps running. Replacing it takes each node out of the load
+# balancer in turn: its port cannot be shared, so the old nginx stops before the new one starts.
+running_nginx=$(swarm service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "${stack}_nginx" 2>/dev/null || true)
+if [[ $running_nginx == "$repository/nginx:"*@sha256:* ]] &&
+  docker image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$NGINX_APP_IMAGE" 2>/dev/null |
+  grep -qxF "$repository/nginx@${running_nginx##*@}"; then
+  say "nginx: unchanged, kept ($running_nginx)"
+  NGINX_APP_IMAGE=$running_nginx
 fi
 
 # 1. Secrets. The one-host stack's secrets service makes them (app/config/secrets.py), in a
