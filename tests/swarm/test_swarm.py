@@ -59,7 +59,19 @@ def test_every_service_keeps_compose_yamls_limits_and_hardening(deployed):
     one_host = json.loads(
         run("docker", "compose", "-f", str(REPO / "compose.yaml"), "config", "--format", "json")
     )["services"]
-    for name in ("db", "redis", "web", "worker", "beat", "nginx"):
+    listed = swarm(
+        "service",
+        "ls",
+        "--filter",
+        f"label=com.docker.stack.namespace={STACK}",
+        "--format",
+        "{{.Name}}",
+    )
+    deployed_services = {name.removeprefix(f"{STACK}_") for name in listed.split()}
+    # Every service the stack runs, the migration job included (the one-host secrets service
+    # has no place on a swarm: Swarm keeps the secrets).
+    assert deployed_services == set(one_host) - {"secrets"}, deployed_services
+    for name in sorted(deployed_services):
         wanted = one_host[name]
         task = json.loads(swarm("service", "inspect", f"{STACK}_{name}"))[0]["Spec"]["TaskTemplate"]
         container, limits = task["ContainerSpec"], task["Resources"]["Limits"]
