@@ -233,6 +233,7 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_BEAT_SCHEDULE = {
     # "name": {"task": "app.tasks.function", "schedule": seconds or celery.schedules.crontab},
     "demo-beat-tick": {"task": "demo.tasks.beat_tick", "schedule": 30.0},  # demo
+    "demo-requeue-stale": {"task": "demo.tasks.requeue_stale_runs", "schedule": 30.0},  # demo
 }
 
 

@@ -334,6 +334,75 @@ def test_readiness_names_the_database_while_it_is_down_and_recovers(http):
 
 
 @pytest.mark.demo
+def test_tasks_running_or_queued_when_postgres_crashes_all_succeed_once(http):
+    """Postgres' postmaster SIGKILLed while tasks run (the restart policy brings it back within
+    seconds): the tasks that were running or queued retry until the database answers again, and
+    every task accepted before, during and after the crash succeeds, each recorded once."""
+    before = started_at("web") | started_at("worker")
+    accepted = [enqueue(http, TASK_SECONDS / 2) for _ in range(5)]  # 2 running, 3 queued
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def enqueue_across_the_crash() -> None:
+        # While the database is down an enqueue may be refused (no row can be written): only
+        # the accepted ones must all be done.
+        with httpx.Client(base_url=STACK_URL, timeout=30) as client:
+            while not stop.is_set():
+                response = client.post("/api/tasks/", json={"seconds": 1})
+                answers.append((response.status_code, response.text))
+                time.sleep(0.2)
+
+    sender = threading.Thread(target=enqueue_across_the_crash)
+    wait_for_status(http, accepted[0], "running")
+    wait_for_status(http, accepted[1], "running")
+    sender.start()
+    try:
+        crash("db")
+        deadline = time.monotonic() + 60
+        while (ready := http.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, f"not ready 60 s after the crash: {ready.text}"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        sender.join()
+    accepted += [json.loads(text)["id"] for status, text in answers if status == 202]
+    assert len(accepted) > 5, f"no enqueue accepted around the crash: {answers[:3]}"
+    # Ready again: every request is answered as usual (no broken connection handed out).
+    accepted += [enqueue(http, 1) for _ in range(3)]
+
+    wait_until_succeeded_once(http, accepted, timeout=180)
+    assert started_at("web") | started_at("worker") == before, "web or worker was restarted"
+    wait_healthy()
+
+
+ORPHAN_RUN = """if True:
+    from django.utils import timezone
+    from demo.models import TaskRun
+    from demo.tasks import stale_after
+    run = TaskRun.objects.create(seconds=0)
+    # Running since long before the sweep's cutoff, on a worker long gone, its message lost.
+    long_ago = timezone.now() - stale_after() * 2
+    TaskRun.objects.filter(pk=run.pk).update(
+        status="running", worker="celery@gone", created_at=long_ago, started_at=long_ago
+    )
+    print(run.pk)
+"""
+
+
+@pytest.mark.demo
+@only_once
+def test_a_run_whose_message_was_lost_is_finished_by_beats_sweep(http):
+    """The safety net behind the retries: a run recorded as running whose message no broker holds
+    (its retries used up, or its message lost) is enqueued again by beat and finished."""
+    shell = ("python", "manage.py", "shell", "-c", ORPHAN_RUN)
+    run_id = compose("exec", "-T", "web", *shell).stdout.split()[-1]
+    assert http.get(f"/api/tasks/{run_id}/").json()["status"] == "running"
+    # Beat sends the sweep every 30 s.
+    result = wait_for_task(http, run_id, timeout=90)["result"]
+    assert result["worker"] != "celery@gone"
+
+
+@pytest.mark.demo
 def test_in_flight_requests_outlast_the_stop_signal_and_finish(http):
     """Requests in flight when web gets its SIGTERM run to their end, most of it after the
     signal, and gunicorn's grace period fits in the one compose gives the container."""
