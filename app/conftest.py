@@ -8,7 +8,7 @@ from config.celery import app as celery_app
 # Redis databases of the tests' own, so a running stack's worker never takes the tests' messages
 # and the tests never see the stack's cache.
 TEST_BROKER_URL = f"{settings.REDIS_URL}/15"
-TEST_CACHE_URL = f"{settings.REDIS_URL}/14"
+TEST_CACHE_URL = f"{settings.REDIS_CACHE_URL}/14"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -4,7 +4,7 @@
 # pushes them as REPOSITORY/app:TAG and REPOSITORY/nginx:TAG (e.g. REPOSITORY=ghcr.io/acme/mysite),
 # then, on the swarm:
 #   1. secrets: Swarm secrets of .env's values, or generated on the first deploy and kept;
-#   2. db and redis, on the node labelled data=true, until both are healthy;
+#   2. db and redis, on the node labelled data=true, and cache, until all are healthy;
 #   3. migrations, a one-off job with the new image: if it fails, the deploy stops there and the
 #      running site is left as it was;
 #   4. web, worker, beat and nginx: rolling updates, each new task healthy before an old one
@@ -134,9 +134,9 @@ deploy_services() {
     die "$* did not converge within $timeout s: docker service ps --no-trunc ${stack}_SERVICE says why"
 }
 
-# 2. Postgres and Redis (unchanged ones are left running).
-say "db, redis"
-deploy_services db redis
+# 2. Postgres and the two Redis servers (unchanged ones are left running).
+say "db, redis, cache"
+deploy_services db redis cache
 
 # 3. Migrations: a job of one task, recreated on every deploy so that it runs again.
 say "migrate with $APP_IMAGE"

@@ -221,18 +221,26 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-# Redis: the cache (database 1) and Celery's broker (database 0)
+# Redis: Celery's broker (database 0) and, on a server of its own, the cache (database 1).
+# Two servers, because each needs the opposite memory policy: a full broker must refuse new
+# tasks and keep the queued ones, a full cache must forget old entries (compose.yaml). Pointing
+# REDIS_CACHE_HOST at the broker's server works (database 1 keeps them apart), but then a cache
+# that fills up makes the broker refuse tasks.
 
 REDIS_HOST = env.str("REDIS_HOST", "redis")
 REDIS_PORT = env.int("REDIS_PORT", 6379)
+REDIS_CACHE_HOST = env.str("REDIS_CACHE_HOST", "cache")
+REDIS_CACHE_PORT = env.int("REDIS_CACHE_PORT", 6379)
+# One password for both servers (the secrets volume's redis.conf).
 _redis_password = read_secret("REDIS_PASSWORD")
 _redis_auth = f":{quote(_redis_password, safe='')}@" if _redis_password else ""
 REDIS_URL = f"redis://{_redis_auth}{REDIS_HOST}:{REDIS_PORT}"
+REDIS_CACHE_URL = f"redis://{_redis_auth}{REDIS_CACHE_HOST}:{REDIS_CACHE_PORT}"
 
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": f"{REDIS_URL}/1",
+        "LOCATION": f"{REDIS_CACHE_URL}/1",
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
@@ -281,6 +289,7 @@ CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_BEAT_SCHEDULE = {
     # "name": {"task": "app.tasks.function", "schedule": seconds or celery.schedules.crontab},
     "demo-beat-tick": {"task": "demo.tasks.beat_tick", "schedule": 30.0},  # demo
+    "demo-requeue-stale": {"task": "demo.tasks.requeue_stale_runs", "schedule": 30.0},  # demo
 }
 
 

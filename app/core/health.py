@@ -1,13 +1,16 @@
 """Probes for Docker and load balancers, answered before any other middleware.
 
 /healthz: liveness, the process serves requests; touches nothing else.
-/readyz: readiness, Postgres and Redis answer and every migration is applied; otherwise 503
-naming the part that failed.
+/readyz: readiness, Postgres, Celery's broker and the cache answer and every migration is
+applied; otherwise 503 naming the part that failed.
 """
 
 from collections.abc import Callable
+from functools import cache as memoize
 
+import redis
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -19,7 +22,18 @@ def check_database() -> None:
         cursor.execute("SELECT 1")
 
 
+@memoize
+def _broker(url: str) -> redis.Redis:
+    # One client (and its connection pool) per process and broker URL, not a connection per probe.
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+
+
 def check_redis() -> None:
+    """Celery's broker: without it no task can be enqueued."""
+    _broker(settings.CELERY_BROKER_URL).ping()
+
+
+def check_cache() -> None:
     cache.get("readyz-probe")
 
 
@@ -41,6 +55,7 @@ def check_migrations() -> None:
 READINESS_CHECKS: dict[str, Callable[[], None]] = {
     "database": check_database,
     "redis": check_redis,
+    "cache": check_cache,
     "migrations": check_migrations,
 }
 

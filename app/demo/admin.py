@@ -7,4 +7,4 @@ from demo.models import TaskRun
 class TaskRunAdmin(admin.ModelAdmin):
     list_display = ("id", "status", "seconds", "worker", "created_at", "finished_at")
     list_filter = ("status",)
-    readonly_fields = ("id", "created_at", "started_at", "finished_at")
+    readonly_fields = ("id", "created_at", "started_at", "finished_at", "requeued_at")

@@ -18,6 +18,9 @@ class TaskRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    requeued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When beat last enqueued it again, found stale."
+    )
 
     class Meta:
         ordering = ("-created_at",)

@@ -25,10 +25,15 @@ def test_healthz_answers_whatever_the_host(client):
 def test_readyz_reports_each_dependency(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "redis": "ok", "migrations": "ok"}
+    assert response.json()["checks"] == {
+        "database": "ok",
+        "redis": "ok",
+        "cache": "ok",
+        "migrations": "ok",
+    }
 
 
-def test_readyz_is_503_naming_redis_when_redis_is_unreachable(client):
+def test_readyz_is_503_naming_the_cache_when_the_cache_server_is_unreachable(client):
     unreachable = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -40,8 +45,18 @@ def test_readyz_is_503_naming_redis_when_redis_is_unreachable(client):
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
+    assert body["checks"]["cache"].startswith("error")
+    assert body["checks"]["database"] == body["checks"]["redis"] == "ok"
+
+
+def test_readyz_is_503_naming_redis_when_the_broker_is_unreachable(client):
+    """The cache answering says nothing about the broker: they are different servers."""
+    with override_settings(CELERY_BROKER_URL="redis://127.0.0.1:1/0"):
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
     assert body["checks"]["redis"].startswith("error")
-    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["database"] == body["checks"]["cache"] == "ok"
 
 
 def test_readyz_is_503_naming_migrations_when_one_is_pending(client, monkeypatch):
@@ -57,7 +72,7 @@ def test_readyz_is_503_naming_migrations_when_one_is_pending(client, monkeypatch
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["migrations"].startswith("error")
-    assert body["checks"]["database"] == body["checks"]["redis"] == "ok"
+    assert body["checks"]["database"] == body["checks"]["redis"] == body["checks"]["cache"] == "ok"
     assert not health._migrations_applied
 
 

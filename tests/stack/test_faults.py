@@ -9,6 +9,7 @@ import difflib
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -193,6 +194,105 @@ def test_enqueues_wait_out_a_redis_crash_and_queued_tasks_survive_it(http):
         wait_for_task(http, task_id, timeout=60)
 
 
+def restarts(service: str) -> tuple[int, str]:
+    """How often Docker restarted the service's container, and when it last started."""
+    (container_id,) = container_ids(service)
+    container = inspect(container_id)
+    return container["RestartCount"], container["State"]["StartedAt"]
+
+
+def crash(service: str, timeout: float = 60) -> None:
+    """SIGKILL for the main process of the service's container, from the host: a crash, which the
+    restart policy answers (`docker kill` is a manual stop for Docker 20.10, and a signal sent from
+    inside the container cannot kill its PID 1)."""
+    (container_id,) = container_ids(service)
+    count, _ = restarts(service)
+    os.kill(inspect(container_id)["State"]["Pid"], signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while inspect(container_id)["RestartCount"] == count:
+        assert time.monotonic() < deadline, f"{service} not restarted {timeout} s after the crash"
+        time.sleep(0.2)
+
+
+def wait_until_succeeded_once(http: httpx.Client, task_ids: list[str], timeout: float) -> None:
+    """Every task ends succeeded, recorded once: what was recorded when it first showed succeeded
+    (worker, start, finish) is still what the database says after all of them are done, so no
+    second run of any of them recorded an outcome of its own."""
+    deadline = time.monotonic() + timeout
+    first_seen = {
+        task_id: wait_for_task(http, task_id, timeout=max(1, deadline - time.monotonic()))
+        for task_id in task_ids
+    }
+    changed = [
+        task_id
+        for task_id in task_ids
+        if http.get(f"/api/tasks/{task_id}/").json() != first_seen[task_id]
+    ]
+    assert not changed, f"recorded again after it had succeeded: {changed}"
+
+
+CACHE_FILL = """if True:
+    import json, os
+    from django.core.cache import cache
+    errors = []
+    for i in range({count}):
+        try:
+            cache.set(f"fill:{{i}}", os.urandom(2**20), timeout=None)
+        except Exception as error:
+            errors.append(repr(error))
+    kept = 0
+    for i in range(10):
+        try:
+            kept += cache.get(f"fill:{{i}}") is not None
+        except Exception as error:
+            errors.append(repr(error))
+    print(json.dumps({{"errors": len(errors), "first_errors": errors[:3], "early_kept": kept}}))
+"""
+
+
+def redis_info(service: str) -> dict[str, str]:
+    command = 'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" exec redis-cli INFO'
+    lines = compose("exec", "-T", service, "sh", "-c", command).stdout.splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+
+
+@pytest.mark.demo
+def test_a_cache_filled_far_past_its_limit_evicts_and_the_broker_loses_no_task(http):
+    """900 one-MiB values through django.core.cache, far more than the cache server may hold,
+    while tasks are queued and running: the cache forgets the oldest entries, no Redis is
+    restarted (killed by the kernel at its memory limit), no cache.set fails, and every task is
+    done once."""
+    before = {service: restarts(service) for service in ("redis", "cache")}
+    accepted = [enqueue(http, 2) for _ in range(6)]  # 2 running, 4 queued (concurrency 2)
+    during: list[str] = []
+    filled = threading.Event()
+
+    def enqueue_while_filling() -> None:
+        with httpx.Client(base_url=STACK_URL, timeout=60) as client:
+            while not filled.is_set():
+                during.append(enqueue(client, 0.5))
+                time.sleep(0.5)
+
+    sender = threading.Thread(target=enqueue_while_filling)
+    sender.start()
+    try:
+        code = CACHE_FILL.format(count=900)
+        fill = compose("exec", "-T", "web", "python", "manage.py", "shell", "-c", code)
+    finally:
+        filled.set()
+        sender.join()
+    outcome = json.loads(fill.stdout.splitlines()[-1])
+
+    assert outcome["errors"] == 0, outcome
+    info = redis_info("cache")
+    assert int(info["evicted_keys"]) > 0, "the cache evicted nothing"
+    assert outcome["early_kept"] < 10, "the first values written are all still there"
+    assert int(info["used_memory"]) <= int(info["maxmemory"]) + 2 * 2**20
+    assert {service: restarts(service) for service in ("redis", "cache")} == before
+    assert during, "no task was enqueued while the cache filled up"
+    wait_until_succeeded_once(http, accepted + during, timeout=180)
+
+
 def task_rows() -> int:
     query = "SELECT count(*) FROM demo_taskrun"
     psql = f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "{query}"'
@@ -236,6 +336,75 @@ def test_readiness_names_the_database_while_it_is_down_and_recovers(http):
         time.sleep(0.5)
     wait_for_task(http, enqueue(http, 0))
     assert started_at("web") | started_at("worker") == before, "web or worker was restarted"
+
+
+@pytest.mark.demo
+def test_tasks_running_or_queued_when_postgres_crashes_all_succeed_once(http):
+    """Postgres' postmaster SIGKILLed while tasks run (the restart policy brings it back within
+    seconds): the tasks that were running or queued retry until the database answers again, and
+    every task accepted before, during and after the crash succeeds, each recorded once."""
+    before = started_at("web") | started_at("worker")
+    accepted = [enqueue(http, TASK_SECONDS / 2) for _ in range(5)]  # 2 running, 3 queued
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def enqueue_across_the_crash() -> None:
+        # While the database is down an enqueue may be refused (no row can be written): only
+        # the accepted ones must all be done.
+        with httpx.Client(base_url=STACK_URL, timeout=30) as client:
+            while not stop.is_set():
+                response = client.post("/api/tasks/", json={"seconds": 1})
+                answers.append((response.status_code, response.text))
+                time.sleep(0.2)
+
+    sender = threading.Thread(target=enqueue_across_the_crash)
+    wait_for_status(http, accepted[0], "running")
+    wait_for_status(http, accepted[1], "running")
+    sender.start()
+    try:
+        crash("db")
+        deadline = time.monotonic() + 60
+        while (ready := http.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, f"not ready 60 s after the crash: {ready.text}"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        sender.join()
+    accepted += [json.loads(text)["id"] for status, text in answers if status == 202]
+    assert len(accepted) > 5, f"no enqueue accepted around the crash: {answers[:3]}"
+    # Ready again: every request is answered as usual (no broken connection handed out).
+    accepted += [enqueue(http, 1) for _ in range(3)]
+
+    wait_until_succeeded_once(http, accepted, timeout=180)
+    assert started_at("web") | started_at("worker") == before, "web or worker was restarted"
+    wait_healthy()
+
+
+ORPHAN_RUN = """if True:
+    from django.utils import timezone
+    from demo.models import TaskRun
+    from demo.tasks import stale_after
+    run = TaskRun.objects.create(seconds=0)
+    # Running since long before the sweep's cutoff, on a worker long gone, its message lost.
+    long_ago = timezone.now() - stale_after() * 2
+    TaskRun.objects.filter(pk=run.pk).update(
+        status="running", worker="celery@gone", created_at=long_ago, started_at=long_ago
+    )
+    print(run.pk)
+"""
+
+
+@pytest.mark.demo
+@only_once
+def test_a_run_whose_message_was_lost_is_finished_by_beats_sweep(http):
+    """The safety net behind the retries: a run recorded as running whose message no broker holds
+    (its retries used up, or its message lost) is enqueued again by beat and finished."""
+    shell = ("python", "manage.py", "shell", "-c", ORPHAN_RUN)
+    run_id = compose("exec", "-T", "web", *shell).stdout.split()[-1]
+    assert http.get(f"/api/tasks/{run_id}/").json()["status"] == "running"
+    # Beat sends the sweep every 30 s.
+    result = wait_for_task(http, run_id, timeout=90)["result"]
+    assert result["worker"] != "celery@gone"
 
 
 @pytest.mark.demo

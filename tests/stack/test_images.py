@@ -5,8 +5,8 @@ uid must come from compose.yaml (`user:`) or from a USER in app/Dockerfile, the 
 this project builds from. The stand-in images CI uses in the official ones' place (.ci/images/)
 must not supply it either, or a compose file that lost its `user:` would pass here and run as
 root with the official images. Also: Postgres's locale, client authentication, data directory and
-socket directory are the ones compose chose, and Redis's memory limit leaves room for the modules
-the official image loads.
+socket directory are the ones compose chose, and each Redis server's memory bounds (the broker's and
+the cache's) leave room for the modules the official image loads.
 """
 
 import json
@@ -247,17 +247,58 @@ def test_nginx_may_reuse_the_ports_of_its_closed_upstream_connections():
     assert docker("exec", nginx, "cat", "/proc/sys/net/ipv4/tcp_tw_reuse").strip() == "1"
 
 
+def redis_config(service: str) -> dict[str, str]:
+    """The running server's configuration, as CONFIG GET reports it."""
+    command = (
+        'REDISCLI_AUTH="$(cat /run/secrets/redis_password)" exec redis-cli --raw CONFIG GET "*"'
+    )
+    lines = compose("exec", "-T", service, "sh", "-c", command).stdout.splitlines()
+    return dict(zip(lines[::2], lines[1::2], strict=True))
+
+
+def memory_used(container: dict) -> float:
+    """The container's memory use in bytes, as `docker stats` reports it."""
+    usage = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", container["Id"])
+    number, unit = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?i?B)\s*", usage.split("/")[0]).groups()
+    return float(number) * {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
+
+
 def test_redis_memory_limit_leaves_room_for_the_official_modules():
     running = running_containers()
     assert "redis" in running, "redis is not running"
     container = running["redis"]
-    limit = container["HostConfig"]["Memory"]
-    usage = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", container["Id"]).split("/")[
-        0
-    ]
-    number, unit = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?i?B)\s*", usage).groups()
-    used = float(number) * {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
-    assert used + REDIS_MODULES_ALLOWANCE < limit / 4, f"redis uses {usage} of {limit} bytes"
+    limit, used = container["HostConfig"]["Memory"], memory_used(container)
+    assert used + REDIS_MODULES_ALLOWANCE < limit / 4, f"redis uses {used} of {limit} bytes"
+
+
+def test_the_broker_refuses_writes_when_full_and_stays_below_its_limit():
+    """A full broker answers OOM to new tasks and keeps the queued ones: no eviction, and
+    maxmemory low enough that the kernel never kills it, even while an append-only-file rewrite's
+    fork copies every page of the data set."""
+    settings = redis_config("redis")
+    assert settings["maxmemory-policy"] == "noeviction"
+    assert settings["appendonly"] == "yes"
+    maxmemory = int(settings["maxmemory"])
+    limit = running_containers()["redis"]["HostConfig"]["Memory"]
+    assert 0 < 2 * maxmemory + REDIS_MODULES_ALLOWANCE < limit, (maxmemory, limit)
+
+
+def test_the_cache_evicts_when_full_keeps_nothing_on_disk_and_stays_below_its_limit():
+    settings = redis_config("cache")
+    assert settings["maxmemory-policy"] == "allkeys-lru"
+    assert settings["appendonly"] == "no"
+    assert settings["save"] == "", "snapshots would fork and copy the whole cache"
+    maxmemory = int(settings["maxmemory"])
+    limit = running_containers()["cache"]["HostConfig"]["Memory"]
+    # Room for the modules, client buffers and the allocator's fragmentation.
+    assert 0 < maxmemory + REDIS_MODULES_ALLOWANCE < limit * 0.75, (maxmemory, limit)
+    container = running_containers()["cache"]
+    # However full it is (an earlier test may have filled it).
+    used = memory_used(container)
+    assert used + REDIS_MODULES_ALLOWANCE < limit * 0.75, f"cache uses {used} of {limit} bytes"
+    mounts = [mount["Destination"] for mount in container["Mounts"]]
+    assert "/data" not in mounts, f"a volume for a cache that writes nothing: {mounts}"
+    assert "/data" in (container["HostConfig"]["Tmpfs"] or {})
 
 
 def test_the_production_image_carries_no_dev_tooling():

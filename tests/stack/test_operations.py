@@ -15,7 +15,7 @@ import pytest
 from helpers import compose, containers, create_superuser, inspect
 
 ROOT = Path(__file__).resolve().parents[2]
-LONG_RUNNING = {"db", "redis", "web", "worker", "beat", "nginx"}
+LONG_RUNNING = {"db", "redis", "cache", "web", "worker", "beat", "nginx"}
 ONE_SHOT = {"secrets", "migrate"}
 # The services that log through Python's logging, one JSON object per line by default.
 JSON_LOGGING = {"web", "worker", "beat"}
@@ -114,19 +114,20 @@ def test_secrets_are_mounted_read_only_except_where_they_are_written():
 def test_nginx_shares_no_network_with_postgres_or_redis():
     services = running()
     nginx_networks = set(services["nginx"]["NetworkSettings"]["Networks"])
-    for data_service in ("db", "redis"):
+    for data_service in ("db", "redis", "cache"):
         assert not nginx_networks & set(services[data_service]["NetworkSettings"]["Networks"])
     # getent exits 2 for "not found"; other failures (1: bad arguments, no getent: 126/127)
     # must not pass for isolation. web, which nginx does reach, resolves.
     assert compose("exec", "-T", "nginx", "getent", "hosts", "web", check=False).returncode == 0
-    for name in ("db", "redis"):
+    for name in ("db", "redis", "cache"):
         lookup = compose("exec", "-T", "nginx", "getent", "hosts", name, check=False)
         assert lookup.returncode == 2, f"{name}: exit {lookup.returncode} {lookup.stdout}"
 
 
 def test_redis_refuses_commands_without_the_password():
-    answer = compose("exec", "-T", "redis", "redis-cli", "ping", check=False)
-    assert "NOAUTH" in answer.stdout + answer.stderr
+    for service in ("redis", "cache"):
+        answer = compose("exec", "-T", service, "redis-cli", "ping", check=False)
+        assert "NOAUTH" in answer.stdout + answer.stderr, service
 
 
 def policy(header: str) -> dict[str, str]:

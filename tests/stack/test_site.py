@@ -22,7 +22,7 @@ def test_status_page_shows_the_stack_and_its_checks(http):
     page = http.get("/").text
     assert "Django stack" in page
     assert f">{VARIANT}<" in page
-    for check in ("database", "redis", "migrations"):
+    for check in ("database", "redis", "cache", "migrations"):
         assert re.search(rf'class="ok" data-check="{check}"', page), check
 
 
@@ -65,7 +65,12 @@ def test_probes(http):
     assert http.get("/healthz").json() == {"status": "ok"}
     ready = http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "migrations": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "redis": "ok",
+        "cache": "ok",
+        "migrations": "ok",
+    }
 
 
 @demo

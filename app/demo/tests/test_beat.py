@@ -14,13 +14,13 @@ from demo.tasks import BEAT_TICK_CACHE_KEY, TASK_RUN_RETENTION, beat_tick
 pytestmark = pytest.mark.django_db
 
 
-def test_the_schedule_runs_beat_tick_every_30_seconds():
+def test_the_schedule_runs_beat_tick_and_the_stale_run_sweep_every_30_seconds():
     schedule = {
         entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
     }
-    assert schedule == {"demo.tasks.beat_tick": 30.0}
-    # The name beat sends is a task the worker knows.
-    assert "demo.tasks.beat_tick" in celery_app.tasks
+    assert schedule == {"demo.tasks.beat_tick": 30.0, "demo.tasks.requeue_stale_runs": 30.0}
+    # The names beat sends are tasks the worker knows.
+    assert set(schedule) <= set(celery_app.tasks)
     assert celery_app.conf.beat_scheduler == "core.beat.HeartbeatScheduler"
 
 
