@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: scripts/deploy.sh [--asgi] [--context NAME] [--tag TAG] [--no-build] [--stack NAME] REPOSITORY
-# Deploys the stack to a Docker Swarm (README, "From one host to a cluster"): builds the images,
+# Deploys the stack to a Docker Swarm (docs/swarm.md): builds the images,
 # pushes them as REPOSITORY/app:TAG and REPOSITORY/nginx:TAG (e.g. REPOSITORY=ghcr.io/acme/mysite),
 # then, on the swarm:
 #   1. secrets: Swarm secrets of .env's values, or generated on the first deploy and kept;

@@ -47,7 +47,7 @@ for tool in docker uv python3 curl; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "missing: ${missing[*]} (the README's Tests section says what the test command needs)" >&2
+  echo "missing: ${missing[*]} (docs/testing.md says what the test command needs)" >&2
   exit 2
 fi
 require_docker

@@ -1,7 +1,7 @@
 """ASGI entry point, served by gunicorn with uvicorn's worker (see config/gunicorn.py).
 
 Django's own handler, with two costs of its ASGI mode taken away; both leave what runs, and in
-what order, as it was (README: "WSGI or ASGI?" has the measurements):
+what order, as it was (docs/wsgi-asgi.md has the measurements):
 - the stock middleware hop to a thread and back for every hook (core/middleware.py);
 - each request's sync code (a sync view, the database connection's set-up and clean-up) runs in
   a thread of its own, which Django starts for the request and then stops, with a second thread

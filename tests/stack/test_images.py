@@ -19,7 +19,7 @@ from helpers import compose, containers, docker, inspect
 
 DOCKERFILE = Path(__file__).resolve().parents[2] / "app" / "Dockerfile"
 # Resident memory the official redis:8 image's four modules add at start (measured about 8 MiB
-# with their redis-stack builds; README), with room to spare.
+# with their redis-stack builds; docs/architecture.md), with room to spare.
 REDIS_MODULES_ALLOWANCE = 32 * 2**20
 
 

@@ -40,7 +40,7 @@ DEFAULT_RETRY_MS = 3000
 # running task, as the status page does while it waits. Not longer: the task holds one of the
 # worker's two slots into the tests that follow.
 TASK_SECONDS = 40
-# The README's bound (Tests section): the database view's p99 while the streams are open.
+# The documented bound (docs/testing.md): the database view's p99 while the streams are open.
 P99_BOUND_SECONDS = 1.0
 
 
@@ -184,7 +184,7 @@ def test_many_listeners_leave_the_site_answering(http):
         ended_early = sum(1 for log in logs if any(t <= ended for t, _ in log["ends"]))
         assert ended_early == 0, f"{ended_early} streams ended before the task did"
     else:
-        # The snapshot tells EventSource to ask again in a second (the README's API table).
+        # The snapshot tells EventSource to ask again in a second (docs/demo.md's API table).
         assert set(sum((log["retry_ms"] for log in logs), Counter())) == {1000}
         # Every listener kept reconnecting for the whole measurement: an event in each third
         # of it (a second's retry plus the answer's time apart, when the site keeps up).
