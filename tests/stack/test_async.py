@@ -134,7 +134,8 @@ def web_connections() -> int:
 
 def test_database_connections_stay_bounded_under_concurrent_load(http):
     task_id = enqueue(http, 0)
-    # The documented bound (.env.example, docs/wsgi-asgi.md): a pool of 8 per ASGI worker, one connection per sync worker.
+    # The documented bound (.env.example): a pool of 8 per ASGI worker, one connection per sync
+    # worker.
     per_worker = 8 if VARIANT == "asgi" else 1
     bound = web_workers() * per_worker
     clients, statuses, peak = 64, [], 0
