@@ -3,7 +3,7 @@ import uuid
 
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
@@ -78,17 +78,25 @@ def create_task(request: HttpRequest) -> JsonResponse:
 
     # Committed before it is enqueued (Django autocommits the INSERT), so the worker always finds
     # the row. With ATOMIC_REQUESTS on, enqueue in transaction.on_commit() instead.
-    run = TaskRun.objects.create(seconds=seconds)
+    try:
+        run = TaskRun.objects.create(seconds=seconds)
+    except DatabaseError:
+        return _unavailable("The database is unavailable; try again.")
     try:
         # Waits out a Redis restart (CELERY_TASK_PUBLISH_RETRY_POLICY, about 15 s).
         sleep_task.apply_async((str(run.id),), task_id=str(run.id))
     except OperationalError:
-        # No broker: nothing was queued, so no row may say it was.
+        # No broker, or a full one (it refuses writes rather than drop queued tasks; kombu
+        # raises the same error): nothing was queued, so no row may say it was.
         run.delete()
-        response = JsonResponse({"error": "The task queue is unavailable; try again."}, status=503)
-        response["Retry-After"] = "10"
-        return response
+        return _unavailable("The task queue is unavailable; try again.")
     return JsonResponse({"id": str(run.id), "status": run.status}, status=202)
+
+
+def _unavailable(message: str) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=503)
+    response["Retry-After"] = "10"
+    return response
 
 
 def _get_run(task_id: str) -> TaskRun | None:

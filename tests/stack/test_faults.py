@@ -326,6 +326,10 @@ def test_readiness_names_the_database_while_it_is_down_and_recovers(http):
         assert response.status_code == 503
         assert response.json()["checks"]["database"].startswith("error")
         assert response.json()["checks"]["redis"] == "ok"
+        # An enqueue meanwhile is told to come back, not answered with a 500.
+        enqueue_meanwhile = http.post("/api/tasks/", json={"seconds": 0})
+        assert enqueue_meanwhile.status_code == 503, enqueue_meanwhile.text[:300]
+        assert enqueue_meanwhile.headers["retry-after"] == "10"
     finally:
         compose("start", "db")
     wait_healthy()

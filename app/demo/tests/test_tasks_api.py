@@ -31,6 +31,20 @@ def test_post_records_the_run_and_enqueues_it_on_the_broker(
     assert message["headers"]["task"] == "demo.tasks.sleep_task"
 
 
+def test_a_full_broker_gets_503_and_leaves_no_run(client, broker):
+    """A broker at its maxmemory refuses writes (noeviction, compose.yaml): the enqueue is
+    answered 503 with Retry-After, not a 500, and no row claims a queued task."""
+    limit = broker.config_get("maxmemory")["maxmemory"]
+    broker.config_set("maxmemory", 1)  # below what it holds already: every write refused
+    try:
+        response = post_json(client, json.dumps({"seconds": 0}))
+    finally:
+        broker.config_set("maxmemory", limit)
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "10"
+    assert not TaskRun.objects.exists()
+
+
 @pytest.mark.parametrize(
     "body",
     [
