@@ -183,7 +183,7 @@ def when_ready(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    # Lets the app report the worker class that really serves it (demo/runtime.py): the public
+    # Lets the app report the worker class that really serves it (GUNICORN_WORKER_CLASS): the public
     # name it was configured by, or the full path of gunicorn's own classes ("sync").
     name = worker.cfg.worker_class_str
     if "." not in name:
