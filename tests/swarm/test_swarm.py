@@ -46,7 +46,7 @@ def test_web_runs_on_two_nodes_and_one_nginx_reaches_all_of_it(deployed):
     assert len(hosts) == 2, f"one nginx reached {hosts}, not both web tasks"
     assert len(running_tasks("beat")) == 1, "not exactly one beat"
     manager = node_names()[0]
-    for service in ("db", "redis"):
+    for service in ("db", "redis", "cache"):
         assert [node for node, _ in running_tasks(service)] == [manager], (
             f"{service} is not on the node labelled data=true"
         )
