@@ -9,11 +9,14 @@ when the module ends); `disruptive` modules break the stack on purpose and run l
 """
 
 import json
+import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 
 from helpers import STACK_URL, log_lines
 
@@ -58,3 +61,48 @@ def no_server_errors(request):
     yield
     errors = server_errors(since)
     assert not errors, f"{len(errors)} requests got a 5xx from nginx: {errors[:5]}"
+
+
+# The browser tests' Chromium (test_browser.py, test_csp.py): Debian's `chromium`, or Chrome on
+# GitHub's runners; Playwright drives it and never downloads one. Without one they are skipped,
+# unless STACK_REQUIRE_BROWSER is set (.ci/run and the GitHub workflow set it): then they fail.
+CANDIDATES = (
+    "/usr/lib/chromium/chromium",  # Debian's binary, without its wrapper script
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def find_chromium() -> str | None:
+    if path := os.environ.get("CHROMIUM_PATH"):
+        return path
+    for candidate in CANDIDATES:
+        if os.path.isabs(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+        if not os.path.isabs(candidate) and (found := shutil.which(candidate)):
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    path = find_chromium()
+    if path is None:
+        if os.environ.get("STACK_REQUIRE_BROWSER"):
+            pytest.fail("STACK_REQUIRE_BROWSER is set, but no Chromium was found")
+        pytest.skip("no Chromium found: apt-get install chromium (or set CHROMIUM_PATH)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

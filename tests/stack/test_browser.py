@@ -5,33 +5,14 @@ GitHub's runners); it never downloads one. Without a Chromium the module is skip
 STACK_REQUIRE_BROWSER is set (.ci/run and the GitHub workflow set it): then it fails.
 """
 
-import os
-import shutil
 import time
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from helpers import STACK_URL, create_superuser
 
 pytestmark = [pytest.mark.demo, pytest.mark.no_5xx]
 
-CANDIDATES = (
-    "/usr/lib/chromium/chromium",  # Debian's binary, without its wrapper script
-    "chromium",
-    "chromium-browser",
-    "google-chrome",
-    "google-chrome-stable",
-)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Collects Content-Security-Policy violations, which a page can observe, before any script runs.
 RECORD_CSP_VIOLATIONS = """
 window.__cspViolations = [];
@@ -39,30 +20,6 @@ document.addEventListener("securitypolicyviolation", (event) => {
   window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
 });
 """
-
-
-def find_chromium() -> str | None:
-    if path := os.environ.get("CHROMIUM_PATH"):
-        return path
-    for candidate in CANDIDATES:
-        if os.path.isabs(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-        if not os.path.isabs(candidate) and (found := shutil.which(candidate)):
-            return found
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = find_chromium()
-    if path is None:
-        if os.environ.get("STACK_REQUIRE_BROWSER"):
-            pytest.fail("STACK_REQUIRE_BROWSER is set, but no Chromium was found")
-        pytest.skip("no Chromium found: apt-get install chromium (or set CHROMIUM_PATH)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -1,16 +1,13 @@
 """Content-Security-Policy violations reach web's log: from a real browser, and as posted."""
 
 import json
-import os
 import secrets
 import time
 from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from helpers import STACK_URL, log_lines
-from test_browser import CHROMIUM_ARGS, find_chromium
 
 pytestmark = pytest.mark.no_5xx
 
@@ -64,19 +61,6 @@ def test_a_bad_report_is_refused_with_a_4xx(http, body, status):
         REPORT_PATH, content=body, headers={"Content-Type": "application/csp-report"}
     )
     assert response.status_code == status
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = find_chromium()
-    if path is None:
-        if os.environ.get("STACK_REQUIRE_BROWSER"):
-            pytest.fail("STACK_REQUIRE_BROWSER is set, but no Chromium was found")
-        pytest.skip("no Chromium found: apt-get install chromium (or set CHROMIUM_PATH)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_the_browser_reports_an_inline_script_the_policy_blocked(browser):
