@@ -95,7 +95,9 @@ def find_chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Per module, as before: Playwright's sync API keeps an event loop running in this thread
+# while its browser is open, and later modules call asyncio.run() (test_streams.py).
+@pytest.fixture(scope="module")
 def browser():
     path = find_chromium()
     if path is None:
