@@ -136,13 +136,13 @@ def test_mail_is_written_to_the_log(dev_stack):
     assert "Subject: Test email from" in result.stdout
 
 
-def docker_socket_group() -> list[str]:
-    """The group that may use the Docker engine's socket, if it is one (setpriv's --groups)."""
+def docker_socket_group() -> list[int]:
+    """The group that may use the Docker engine's socket, if it is one."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     socket = Path(host.removeprefix("unix://"))
     if host.startswith("unix://") and socket.exists():
-        return [f"--groups={socket.stat().st_gid}"]
-    return ["--clear-groups"]
+        return [socket.stat().st_gid]
+    return []
 
 
 def test_makemigrations_writes_into_the_checkout_as_its_owner(dev_stack):
@@ -152,12 +152,14 @@ def test_makemigrations_writes_into_the_checkout_as_its_owner(dev_stack):
     environment = {
         name: value for name, value in dev_stack.environment.items() if name != "MANAGE_USER"
     } | {"HOME": str(home)}
-    # The owner is not root: may use Docker (the socket's group), nothing more.
-    as_owner = ["setpriv", f"--reuid={HOST_UID}", f"--regid={HOST_UID}", *docker_socket_group()]
     manage = ["scripts/manage.sh", "makemigrations", "demo", "--empty", "--name", "dev_loop_check"]
     try:
+        # The owner is not root: may use Docker (the socket's group), nothing more.
         result = subprocess.run(
-            [*as_owner, *manage],
+            manage,
+            user=HOST_UID,
+            group=HOST_UID,
+            extra_groups=docker_socket_group(),
             cwd=dev_stack.root,
             env=environment,
             capture_output=True,
