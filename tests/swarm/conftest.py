@@ -9,11 +9,13 @@ in the same order). Requests go to nginx on each node's port 80, as a load balan
 
 import itertools
 import os
+import re
 import subprocess
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpcore
@@ -302,6 +304,7 @@ class Load:
             self.failures.append((time.monotonic(), f"{time.strftime('%H:%M:%S')} {failure}"))
 
     def __enter__(self) -> "Load":
+        self.started_at = datetime.now(UTC).isoformat()
         self._threads = [
             threading.Thread(target=self._health_check, args=(node,), daemon=True)
             for node in self.nodes
@@ -366,12 +369,45 @@ class Load:
             node: [f"{at - self.phases[0][1]:+.1f}s {state}" for at, state in self.health[node]]
             for node in self.health
         }
+        phases = [f"{at - self.phases[0][1]:+.1f}s {name}" for name, at in self.phases]
         return (
             f"{self.answered} answered, {len(self.failures)} failed, refused (sent to the next "
             f"node): {dict(self.refused)}, retried on a new connection: {len(self.retried)} "
-            f"{self.retried[:3]}; health: {health}; "
-            f"first failures: {[text for _, text in self.failures[:5]]}"
+            f"{self.retried[:3]}; phases: {phases}; health: {health}; "
+            f"first failures: {[text for _, text in self.failures[:5]]}; "
+            f"nginx's errors meanwhile: {nginx_errors(self.nodes, self.started_at)}"
         )
+
+
+def nginx_errors(nodes: list[str], since: str) -> dict[str, list[str]]:
+    """What each node's nginx logged at level warn or above since a time: why it failed a
+    request (its error log goes to stderr; the access log's JSON lines do not match)."""
+    errors = {}
+    for address in nodes:
+        names = on_node(
+            address,
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            f"label=com.docker.swarm.service.name={STACK}_nginx",
+            check=False,
+        ).split()
+        lines = []
+        for name in names:
+            result = subprocess.run(
+                ["docker", "-H", f"tcp://{address}:2375", "logs", "--since", since, name],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            lines += [
+                line[:300]
+                for line in (result.stdout + result.stderr).splitlines()
+                if re.search(r"\[(warn|error|crit|alert|emerg)\]", line)
+            ]
+        errors[address] = lines[-10:]
+    return errors
 
 
 @pytest.fixture(scope="session")
