@@ -2,12 +2,13 @@
 # Usage: scripts/init.sh NAME [--no-demo]
 # Makes this clone your project: names the compose project, the Django image (APP_IMAGE's
 # default), the Docker label and the Python project NAME. With --no-demo it also removes the demo
-# app (app/demo/ and the lines marked "# demo" in app/config/) and the benchmark that measures it
-# (bench/, docs/bench/). Safe to run again; a NAME that is not a valid name changes nothing.
+# app (app/demo/ and the lines marked "# demo" in app/config/), its stack tests (tests/stack/demo/)
+# and page (docs/demo.md), and the benchmark that measures it (bench/, docs/bench/). Safe to run
+# again; a NAME that is not a valid name changes nothing.
 # NAME: lowercase letters, digits and dashes, starting with a letter, at most 40 characters.
 set -Eeuo pipefail
 
-usage() { sed -n '2,7s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,8s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 name='' demo=keep
 for arg in "$@"; do
   case $arg in
@@ -44,9 +45,9 @@ if [ "$demo" = remove ]; then
     sed -i '/# demo\(:.*\)\?$/d' app/config/settings.py app/config/urls.py
     # The demo's URLs were the only include(); your own apps will bring it back.
     sed -i 's/^from django.urls import include, path$/from django.urls import path/' app/config/urls.py
-    # The benchmark and its results measure the demo's views and tasks: they go with it.
-    rm -rf bench docs/bench
-    echo "removed the demo app: app/demo/ and its lines in app/config/settings.py and urls.py; bench/"
+    # Its tests and page, and the benchmark, which measures its views and tasks, go with it.
+    rm -rf tests/stack/demo docs/demo.md bench docs/bench
+    echo "removed the demo app: app/demo/ and its lines in app/config/settings.py and urls.py; tests/stack/demo/, docs/demo.md, bench/"
   else
     echo "the demo app is already gone"
   fi

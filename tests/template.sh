@@ -4,7 +4,8 @@
 # are in the work tree): a bad NAME changes nothing; `init.sh template-check --no-demo` renames
 # the project and removes the demo, and a second run changes nothing more; then the renamed
 # project passes lint, its unit tests and scripts/smoke.sh (up --wait; /healthz, /readyz and the
-# styled /admin/ through nginx). Uses the compose project template-check on port 18090.
+# styled /admin/ through nginx); the README's "Your own app" is followed as written; and the
+# stack tests pass for the result. Uses the compose project template-check on port 18090.
 set -Eeuo pipefail
 
 case ${1:-} in -h | --help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
@@ -36,8 +37,11 @@ check "a bad NAME changes nothing" "files changed" test "$before" = "$(snapshot)
 
 scripts/init.sh template-check --no-demo
 check "demo removed" "app/demo/ is still there" test ! -e app/demo
-check "no demo left in app/config/" "$(grep -rn demo app/config/ || true)" \
-  sh -c '! grep -rqw demo app/config/'
+# Kept code, configuration and tests name neither the demo nor its benchmark (docs and the
+# smoke check's "while it is there" branch aside).
+kept=(app compose.yaml compose.*.yaml compose nginx swarm tests/stack .env.example .pre-commit-config.yaml)
+check "no demo or benchmark named in ${kept[*]}" "$(grep -rniE 'demo|bench' "${kept[@]}" | head -5)" \
+  sh -c '! grep -rqiE "demo|bench" "$@"' sh "${kept[@]}"
 for file in "${named[@]}"; do
   check "renamed in $file" "still says django-stack" sh -c "grep -q template-check $file && ! grep -q django-stack $file"
 done
@@ -48,8 +52,10 @@ scripts/init.sh template-check --no-demo >/dev/null
 check "a second run changes nothing" "files changed" test "$after" = "$(snapshot)"
 [ "$failures" -eq 0 ] || exit 1
 
-# The renamed project, as its owner would test it; APP_IMAGE comes from its new default.
+# The renamed project, as its owner would test it: its own documented defaults (APP_IMAGE's
+# new one among them), not the template's.
 unset APP_IMAGE
+export COMPOSE_ENV_FILES=$copy/.env.example
 COMPOSE_FILE=$(compose_files wsgi)
 export COMPOSE_FILE
 scripts/lint.sh
@@ -104,5 +110,12 @@ sed -i 's/Products: /In stock: /' app/catalog/views.py
 docker compose up --wait --quiet-pull >/dev/null 2>&1 || { docker compose logs --tail 30 web; exit 1; }
 check "after an edit, docker compose up --wait serves it" "$(curl -s "$url" | head -c 200)" \
   sh -c "curl -fsS '$url' | grep -qx 'In stock: Tea'"
+[ "$failures" -eq 0 ] || exit 1
+
+# The stack tests, against the project as its owner now has it (its own app, no demo): the
+# hardening, hostile-request, fault, rolling-restart and backup tests use the kept endpoints
+# (/healthz, /readyz, the admin); the demo's own are skipped.
+step "template: the stack tests, on the renamed project with its own app"
+STACK_URL="http://127.0.0.1:$HTTP_PORT" STACK_VARIANT=wsgi \
+  tools pytest -p no:cacheprovider -q -rs tests/stack
 docker compose down --volumes >/dev/null 2>&1
-[ "$failures" -eq 0 ]

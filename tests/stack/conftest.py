@@ -3,8 +3,7 @@
 They talk to it as a user would, through nginx's published port, and use `docker compose` for
 what only an operator can see.
 
-Markers: `demo` tests need the demo app and are skipped once scripts/init.sh --no-demo removed
-it; in a module marked `no_5xx`, no request may get a 5xx from nginx (its access log is read
+Markers: in a module marked `no_5xx`, no request may get a 5xx from nginx (its access log is read
 when the module ends); `disruptive` modules break the stack on purpose and run last.
 """
 
@@ -12,7 +11,6 @@ import json
 import os
 import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,23 +18,14 @@ from playwright.sync_api import sync_playwright
 
 from helpers import STACK_URL, log_lines
 
-DEMO_INSTALLED = (Path(__file__).resolve().parents[2] / "app" / "demo").is_dir()
-
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "demo: needs the demo app (app/demo/)")
     config.addinivalue_line("markers", "no_5xx: no request of the module may get a 5xx")
     config.addinivalue_line("markers", "disruptive: breaks the stack on purpose; runs last")
 
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: "disruptive" in item.keywords)  # stable: file order otherwise
-    if DEMO_INSTALLED:
-        return
-    skip = pytest.mark.skip(reason="the demo app was removed (scripts/init.sh --no-demo)")
-    for item in items:
-        if "demo" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +85,7 @@ def find_chromium() -> str | None:
 
 
 # Per module, as before: Playwright's sync API keeps an event loop running in this thread
-# while its browser is open, and later modules call asyncio.run() (test_streams.py).
+# while its browser is open, and later modules may call asyncio.run().
 @pytest.fixture(scope="module")
 def browser():
     path = find_chromium()
@@ -108,3 +97,30 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+# Collects Content-Security-Policy violations, which a page can observe, before any script runs.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(base_url=STACK_URL)
+    context.add_init_script(RECORD_CSP_VIOLATIONS)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda message: message.type == "error" and problems.append(f"console: {message.text}"),
+    )
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    yield page
+    violations = page.evaluate("window.__cspViolations || []")
+    context.close()
+    assert not problems, problems
+    assert not violations, f"CSP violations: {violations}"

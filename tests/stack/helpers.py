@@ -3,13 +3,20 @@
 import json
 import os
 import secrets
+import socket
 import subprocess
 import time
 
 import httpx
+import pytest
 
 STACK_URL = os.environ.get("STACK_URL", "http://127.0.0.1:18000")
 VARIANT = os.environ.get("STACK_VARIANT", "wsgi")
+HOST, PORT = httpx.URL(STACK_URL).host, httpx.URL(STACK_URL).port
+JSON = {"Content-Type": "application/json"}
+only_once = pytest.mark.skipif(
+    VARIANT != "wsgi", reason="independent of the web server: run with the WSGI stack only"
+)
 
 
 def compose(
@@ -52,6 +59,10 @@ def containers() -> list[dict]:
     if output.lstrip().startswith("["):
         return json.loads(output)
     return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def container_ids(service: str) -> list[str]:
+    return [c["ID"] for c in containers() if c["Service"] == service and c["State"] == "running"]
 
 
 def inspect(container_id: str) -> dict:
@@ -105,3 +116,48 @@ def create_superuser(prefix: str) -> tuple[str, str]:
     password_variable = f"DJANGO_SUPERUSER_PASSWORD={password}"
     compose("exec", "-T", "-e", password_variable, "web", *manage, "--email", email)
     return username, password
+
+
+def admin_login(username: str, password: str) -> bool:
+    """Whether the user logs in to the admin through nginx, as in a browser (a client of its own:
+    no cookie of another test's)."""
+    with httpx.Client(base_url=STACK_URL, timeout=10) as client:
+        login_page = client.get("/admin/login/")
+        response = client.post(
+            "/admin/login/?next=/admin/",
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": client.cookies["csrftoken"],
+            },
+            headers={"Referer": str(login_page.url)},
+            follow_redirects=True,
+        )
+    return response.status_code == 200 and "Site administration" in response.text
+
+
+def raw_request(data: bytes, timeout: float = 10) -> int:
+    """Sends bytes as they are (no client-side cleanup) and returns the response's status code."""
+    with socket.create_connection((HOST, PORT), timeout=timeout) as connection:
+        connection.sendall(data)
+        response = b""
+        while b"\r\n" not in response:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            response += chunk
+    status_line = response.split(b"\r\n", 1)[0].decode()
+    assert status_line.startswith("HTTP/1."), f"no HTTP answer: {response[:200]!r}"
+    return int(status_line.split()[1])
+
+
+def get(path: str, headers: str = "") -> int:
+    return raw_request(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n".encode())
+
+
+def computed(page, selector: str, prop: str) -> str:
+    """A CSS property of an element in a Playwright page, as the browser computed it."""
+    return page.evaluate(
+        "([selector, prop]) => getComputedStyle(document.querySelector(selector))[prop]",
+        [selector, prop],
+    )

@@ -242,7 +242,7 @@ def test_db_socket_directory_belongs_to_the_db_user():
 def test_nginx_may_reuse_the_ports_of_its_closed_upstream_connections():
     """nginx opens a connection to gunicorn for each request to sync workers; without port reuse,
     a few minutes at a few hundred requests a second leave every local port waiting out its 60 s
-    (TIME_WAIT), and each new connection then costs nginx a search (docs/bench/results.md)."""
+    (TIME_WAIT), and each new connection then costs nginx a search (measured: compose.yaml says)."""
     nginx = next(c["ID"] for c in containers() if c["Service"] == "nginx")
     assert docker("exec", nginx, "cat", "/proc/sys/net/ipv4/tcp_tw_reuse").strip() == "1"
 
