@@ -114,7 +114,7 @@ check "after an edit, docker compose up --wait serves it" "$(curl -s "$url" | he
 
 # The stack tests, against the project as its owner now has it (its own app, no demo): the
 # hardening, hostile-request, fault, rolling-restart and backup tests use the kept endpoints
-# (/healthz, /readyz, the admin); the demo's own are skipped.
+# (/healthz, /readyz, the admin); the demo's own went with it (tests/stack/demo/).
 step "template: the stack tests, on the renamed project with its own app"
 STACK_URL="http://127.0.0.1:$HTTP_PORT" STACK_VARIANT=wsgi \
   tools pytest -p no:cacheprovider -q -rs tests/stack

@@ -1,17 +1,17 @@
 """Faults the stack survives. Each test breaks something for real, checks what a user would see,
 and leaves every service healthy again. scripts/test.sh runs this file last.
-
-The stack under test runs with CELERY_VISIBILITY_TIMEOUT=20 (scripts/test.sh), so tasks taken by
-a killed worker come back within seconds instead of the production default's minutes.
 """
 
 import difflib
+import json
 import os
 import re
 import subprocess
 import tempfile
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -27,6 +27,7 @@ from helpers import (
     log_lines,
     only_once,
     wait_healthy,
+    wait_until,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,11 @@ class Load:
         for thread in self.threads:
             thread.join()
 
+    def wait_for_answers(self, count: int, what: str, timeout: float = 30) -> None:
+        """Waits until COUNT more requests were answered 200 from now on."""
+        target = self.ok + count
+        wait_until(lambda: self.ok >= target, timeout, f"{count} requests answered {what}")
+
 
 def nginx_has_reached(container_id: str) -> bool:
     """Whether nginx has opened a connection to this web container since it (re)started: its
@@ -89,10 +95,8 @@ def nginx_has_reached(container_id: str) -> bool:
 
 
 def wait_until_nginx_reaches(container_id: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not nginx_has_reached(container_id):
-        assert time.monotonic() < deadline, f"nginx never sent a request to {container_id[:12]}"
-        time.sleep(0.5)
+    what = f"nginx sends a request to {container_id[:12]}"
+    wait_until(lambda: nginx_has_reached(container_id), timeout, what, interval=0.5)
 
 
 def test_rolling_restart_of_two_web_containers_drops_no_request(http):
@@ -100,16 +104,20 @@ def test_rolling_restart_of_two_web_containers_drops_no_request(http):
     try:
         first, second = container_ids("web")
         # The procedure: one container at a time, each only once nginx uses the other (nginx
-        # asks Docker's DNS every 2 s, so it takes a moment to see a container).
+        # asks Docker's DNS every second, so it takes a moment to see a container).
         # /readyz: Django, its database, broker and cache, on every request.
         with Load("/readyz") as load:
             for container_id in (first, second):
                 wait_until_nginx_reaches(first if container_id == second else second)
                 subprocess.run(["docker", "restart", container_id], check=True, capture_output=True)
-                deadline = time.monotonic() + 60
-                while inspect(container_id)["State"]["Health"]["Status"] != "healthy":
-                    assert time.monotonic() < deadline, "restarted web container never healthy"
-                    time.sleep(0.5)
+                wait_until(
+                    lambda restarted=container_id: (
+                        inspect(restarted)["State"]["Health"]["Status"] == "healthy"
+                    ),
+                    60,
+                    "the restarted web container healthy",
+                    interval=0.5,
+                )
                 wait_until_nginx_reaches(container_id)
         assert load.ok >= 1, "no request was served during the restarts"
         assert load.failures == []
@@ -126,13 +134,9 @@ def test_scaling_web_down_under_load_drops_no_request(http):
         for container_id in container_ids("web"):
             wait_until_nginx_reaches(container_id)
         with Load("/readyz") as load:
-            time.sleep(1)
+            load.wait_for_answers(20, "before the scale-down")
             compose("up", "--detach", "--no-build", "--no-recreate", "--scale", "web=1")
-            served_after = load.ok
-            deadline = time.monotonic() + 30
-            while load.ok < served_after + 50:
-                assert time.monotonic() < deadline, "nginx served nothing after the scale-down"
-                time.sleep(0.2)
+            load.wait_for_answers(50, "after the scale-down")
         assert load.failures == [], load.failures[:5]
     finally:
         wait_healthy("--scale", "web=1")
@@ -178,17 +182,15 @@ def test_a_draining_web_container_serves_on_then_stops(http, monkeypatch):
                 time.sleep(0.5)
             assert answers, "no request was sent during the drain"
             assert set(answers) == {"200"}, f"requests during the drain: {answers}"
-            deadline = time.monotonic() + drain + 30
-            while (state := inspect(draining)["State"])["Running"]:
-                assert time.monotonic() < deadline, "the draining container never stopped"
-                time.sleep(0.2)
+            wait_until(
+                lambda: not inspect(draining)["State"]["Running"],
+                drain + 30,
+                "the draining container stopped",
+            )
+            state = inspect(draining)["State"]
             assert state["ExitCode"] == 0, state
             assert time.monotonic() - signalled >= drain, "it stopped before its drain ended"
-            served_when_stopped = load.ok
-            deadline = time.monotonic() + 30
-            while load.ok < served_when_stopped + 20:
-                assert time.monotonic() < deadline, "nginx served nothing after the stop"
-                time.sleep(0.2)
+            load.wait_for_answers(20, "after the stop")
         assert load.failures == [], load.failures[:5]
     finally:
         monkeypatch.delenv("WEB_DRAIN_SECONDS")
@@ -207,6 +209,33 @@ def test_bad_gateway_is_a_friendly_page_with_retry_after(http):
         assert response.headers["referrer-policy"] == "same-origin"
     finally:
         wait_healthy()
+
+
+def upstream_passes(since: str, request_line: str) -> list[int]:
+    """For each request with this request line, how often nginx passed it to Django's upstream
+    group: its upstream_time has one entry per pass, " : " between them (an error_page
+    redirect starts a new pass; ", " would separate the containers tried within one)."""
+    entries = [json.loads(line) for line in log_lines("nginx", since) if line.startswith('{"time"')]
+    return [
+        len(entry["upstream_time"].split(" : "))
+        for entry in entries
+        if entry["request"] == request_line
+    ]
+
+
+def test_nginx_tries_a_get_it_could_not_pass_once_more_and_a_post_never(http):
+    """With web down: a GET (or HEAD) gets a second try through @django-retry; a POST, which
+    must never run twice, gets none. Both end on the friendly page."""
+    since = datetime.now(UTC).isoformat()
+    marker = uuid.uuid4().hex
+    compose("stop", "web")
+    try:
+        assert http.get(f"/?{marker}").status_code in (502, 504)
+        assert http.post(f"/admin/login/?{marker}", data={"x": "1"}).status_code in (502, 504)
+    finally:
+        wait_healthy()
+    assert upstream_passes(since, f"GET /?{marker} HTTP/1.1") == [2]
+    assert upstream_passes(since, f"POST /admin/login/?{marker} HTTP/1.1") == [1]
 
 
 def write_media(name: str, content: str) -> None:
