@@ -90,7 +90,7 @@ dev_loop_stage() {
   step "dev loop: docker compose watch in a copy"
   # The dev stack builds the image in worker and beat too: they need the CA as well.
   COMPOSE_OVERLAY=${COMPOSE_OVERLAY:+$COMPOSE_OVERLAY:.ci/compose.build-ca.dev.yaml} \
-    tools pytest -p no:cacheprovider -q -rs tests/devloop
+    tools pytest -p no:cacheprovider --strict-markers -q -rs tests/devloop
 }
 if [ "$dev_loop_only" = true ]; then
   dev_loop_stage
@@ -110,7 +110,7 @@ swarm_stage() {
   export SWARM_CONTEXT=swarmtest
   for variant in "${swarm_variants[@]}"; do
     step "swarm: $variant (scripts/deploy.sh, tests/swarm/)"
-    STACK_VARIANT=$variant tools pytest -p no:cacheprovider -q -rs tests/swarm
+    STACK_VARIANT=$variant tools pytest -p no:cacheprovider --strict-markers -q -rs tests/swarm
   done
   cleanup
 }
@@ -153,7 +153,7 @@ for variant in "${variants[@]}"; do
   [ "$variant" = asgi ] && smoke_options+=(--asgi)
   scripts/smoke.sh "${smoke_options[@]}"
   COMPOSE_FILE=$(compose_files "$variant") STACK_VARIANT=$variant \
-    tools pytest -p no:cacheprovider -q -rs tests/stack
+    tools pytest -p no:cacheprovider --strict-markers -q -rs tests/stack
   cleanup
 done
 
@@ -168,7 +168,7 @@ for variant in "${https_variants[@]}"; do
     docker compose logs --tail 30
     exit 1
   fi
-  STACK_HTTPS_DOMAIN=$DOMAIN STACK_VARIANT=$variant tools pytest -p no:cacheprovider -q -rs tests/stack/test_https.py
+  STACK_HTTPS_DOMAIN=$DOMAIN STACK_VARIANT=$variant tools pytest -p no:cacheprovider --strict-markers -q -rs tests/stack/test_https.py
   cleanup
 done
 

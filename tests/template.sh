@@ -117,5 +117,5 @@ check "after an edit, docker compose up --wait serves it" "$(curl -s "$url" | he
 # (/healthz, /readyz, the admin); the demo's own went with it (tests/stack/demo/).
 step "template: the stack tests, on the renamed project with its own app"
 STACK_URL="http://127.0.0.1:$HTTP_PORT" STACK_VARIANT=wsgi \
-  tools pytest -p no:cacheprovider -q -rs tests/stack
+  tools pytest -p no:cacheprovider --strict-markers -q -rs tests/stack
 docker compose down --volumes >/dev/null 2>&1

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import STACK_URL, VARIANT, compose, enqueue
 
-pytestmark = [pytest.mark.demo, pytest.mark.no_5xx]
+pytestmark = pytest.mark.no_5xx
 
 
 def test_event_loop_is_read_from_the_running_server(http):

@@ -22,7 +22,7 @@ import pytest
 
 from helpers import STACK_URL, VARIANT, enqueue
 
-pytestmark = [pytest.mark.demo, pytest.mark.no_5xx]
+pytestmark = pytest.mark.no_5xx
 
 # Far above what broke before: 16 streams (ASGI, pooled connections) and 5 (WSGI, sync workers).
 # Under WSGI each listener is a request a second, and each costs web about 3 ms of CPU: 500 would
