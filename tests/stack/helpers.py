@@ -13,7 +13,6 @@ import pytest
 STACK_URL = os.environ.get("STACK_URL", "http://127.0.0.1:18000")
 VARIANT = os.environ.get("STACK_VARIANT", "wsgi")
 HOST, PORT = httpx.URL(STACK_URL).host, httpx.URL(STACK_URL).port
-JSON = {"Content-Type": "application/json"}
 only_once = pytest.mark.skipif(
     VARIANT != "wsgi", reason="independent of the web server: run with the WSGI stack only"
 )
@@ -160,7 +159,8 @@ def raw_request(data: bytes, timeout: float = 10) -> int:
     return int(status_line.split()[1])
 
 
-def get(path: str, headers: str = "") -> int:
+def raw_get(path: str, headers: str = "") -> int:
+    """A GET sent as it is (raw_request), with the Host header nginx expects."""
     return raw_request(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n".encode())
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from helpers import HOST, PORT, STACK_URL, compose, get, log_lines, raw_request
+from helpers import HOST, PORT, STACK_URL, compose, log_lines, raw_get, raw_request
 
 pytestmark = pytest.mark.no_5xx
 
@@ -53,16 +53,16 @@ def web_log(since: str) -> list[str]:
 
 
 def test_huge_header_gets_400():
-    assert get("/", headers=f"X-Big: {'a' * 20_000}\r\n") == 400
+    assert raw_get("/", headers=f"X-Big: {'a' * 20_000}\r\n") == 400
 
 
 def test_too_many_headers_get_400():
     headers = "".join(f"X-Header-{n}: {'v' * 30}\r\n" for n in range(2000))
-    assert get("/", headers=headers) == 400
+    assert raw_get("/", headers=headers) == 400
 
 
 def test_overlong_url_gets_414():
-    assert get("/" + "a" * 20_000) == 414
+    assert raw_get("/" + "a" * 20_000) == 414
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_path_traversal_never_escapes(path):
 
 @pytest.mark.parametrize("path", ["/%ff%fe/", "/api/tasks/%c3%28/", "/%00", "/api/info/%00"])
 def test_invalid_utf8_or_null_in_path_is_a_client_error(path):
-    assert 400 <= get(path) < 500
+    assert 400 <= raw_get(path) < 500
 
 
 def test_request_smuggling_headers_are_refused():

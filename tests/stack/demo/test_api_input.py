@@ -5,9 +5,10 @@ import uuid
 
 import pytest
 
-from helpers import JSON, raw_request
+from helpers import raw_request
 
 pytestmark = pytest.mark.no_5xx
+JSON = {"Content-Type": "application/json"}
 
 
 def test_body_over_djangos_memory_limit_gets_400(http):
