@@ -131,7 +131,17 @@ deploy_services() {
     python3 swarm/stackfile.py "$@" >"$stack_file"
   timeout "$timeout" docker ${context:+--context "$context"} stack deploy --quiet \
     --detach="${detach:-false}" --with-registry-auth -c "$stack_file" "$stack" >/dev/null ||
-    die "$* did not converge within $timeout s: docker service ps --no-trunc ${stack}_SERVICE says why"
+    { task_states "$@"; die "$* did not converge within $timeout s (task states above)"; }
+}
+
+# task_states SERVICE...: each service's newest tasks, where they run and why they stopped.
+task_states() {
+  local service
+  for service in "$@"; do
+    swarm service ps --no-trunc --format \
+      "$service {{.Name}} on {{.Node}}: {{.DesiredState}}, {{.CurrentState}} {{.Error}}" \
+      "${stack}_$service" 2>&1 | head -n 6 >&2 || true
+  done
 }
 
 # 2. Postgres and the two Redis servers (unchanged ones are left running).
