@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 class ForwardedClient:
     """WSGI middleware: REMOTE_ADDR becomes the last X-Forwarded-For address when the peer is a
     trusted proxy. nginx sends exactly one, the visitor's (or, behind the TLS front, the front's
-    word for it); `trusted` is gunicorn's forwarded_allow_ips, comma-separated CIDRs or "*".
+    word for it); `trusted` is comma-separated CIDRs or "*", as gunicorn's forwarded_allow_ips
+    (config.environment.trusted_proxies).
     """
 
     def __init__(self, application: Callable, trusted: str) -> None:

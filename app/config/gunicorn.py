@@ -5,47 +5,18 @@ https://docs.gunicorn.org/en/stable/settings.html
 """
 
 import importlib
-import math
 import os
-import socket
-import struct
+import runpy
 import time
 from pathlib import Path
 
 from environs import Env
-from marshmallow.validate import OneOf, Range
+from marshmallow.validate import Range
 
 env = Env(expand_vars=False)
-
-
-CGROUP = Path("/sys/fs/cgroup")
-
-
-def cpu_quota(cgroup: Path = CGROUP) -> float | None:
-    """The container's CPU quota in CPUs (1.5 for "--cpus 1.5"), or None if it has none.
-
-    cgroup v2 keeps it in cpu.max ("<quota> <period>" or "max <period>"); cgroup v1 in the cpu
-    controller's cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us.
-    """
-    try:
-        quota, period = (cgroup / "cpu.max").read_text().split()
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
-    return None if quota <= 0 or period <= 0 else quota / period
-
-
-def available_cpus(cgroup: Path = CGROUP) -> int:
-    """The CPUs this container may use: its CPU set, capped by its CPU quota (rounded up)."""
-    cpus = os.process_cpu_count() or 1
-    if (quota := cpu_quota(cgroup)) is not None:
-        cpus = min(cpus, math.ceil(quota))
-    return max(cpus, 1)
+# Run by path, not imported: `import config.environment` would import the config package, and
+# with it the app, into the master (see preload_app below).
+environment = runpy.run_path(str(Path(__file__).with_name("environment.py")))
 
 
 def default_workers(interface: str, cpus: int) -> int:
@@ -56,23 +27,7 @@ def default_workers(interface: str, cpus: int) -> int:
     return 2 * cpus + 1
 
 
-def attached_networks(route_table: Path = Path("/proc/net/route")) -> str:
-    """The networks this container is attached to, as CIDRs, read from its routing table.
-
-    nginx reaches us on one of them, so these are the peers whose X-Forwarded-* headers we trust.
-    """
-    networks = []
-    for line in route_table.read_text().splitlines()[1:]:
-        interface, destination, gateway, _, _, _, _, mask, *_ = line.split()
-        if interface == "lo" or gateway != "00000000" or destination == "00000000":
-            continue
-        address = socket.inet_ntoa(struct.pack("<L", int(destination, 16)))
-        prefix = bin(int(mask, 16)).count("1")
-        networks.append(f"{address}/{prefix}")
-    return ",".join(networks) or "127.0.0.1"
-
-
-interface = env.str("SERVER_INTERFACE", "wsgi", validate=OneOf(["wsgi", "asgi"]))
+interface = environment["server_interface"]()
 if interface == "asgi":
     wsgi_app = "config.asgi:application"
     worker_class = "uvicorn_worker.UvicornWorker"
@@ -81,7 +36,7 @@ else:
     worker_class = "sync"
 
 bind = "0.0.0.0:8000"
-workers = env.int("WEB_CONCURRENCY", default_workers(interface, available_cpus()))
+workers = env.int("WEB_CONCURRENCY", default_workers(interface, environment["available_cpus"]()))
 timeout = 30
 # Development only (compose.dev.yaml): a worker restarts when a Python file of the app changes.
 reload = env.bool("GUNICORN_RELOAD", False)
@@ -127,7 +82,7 @@ drain_seconds = env.float("WEB_DRAIN_SECONDS", 0.0, validate=Range(min=0, max=20
 # Longer than nginx keeps idle upstream connections (60 s), so gunicorn never closes one
 # that nginx is about to reuse (ASGI; sync workers do not keep connections).
 keepalive = 75
-forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", "") or attached_networks()
+forwarded_allow_ips = environment["trusted_proxies"]()
 # The one scheme header nginx sets (and Django trusts, SECURE_PROXY_SSL_HEADER); gunicorn's
 # default also reads X-Forwarded-Ssl and X-Forwarded-Protocol, which nginx clears.
 secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
@@ -143,16 +98,10 @@ loglevel = "info"
 # With DJANGO_LOG_FORMAT=json (the default), gunicorn's own lines (and uvicorn's, which its
 # worker sends to the same handlers) are one JSON object per line, like Django's: the same
 # formatter as LOGGING in config/settings.py.
-log_format = env.str("DJANGO_LOG_FORMAT", "json", validate=OneOf(["json", "text"]))
+log_format = environment["log_format"]()
 if log_format == "json":
     logconfig_dict = {
-        "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-            },
-        },
+        "formatters": {"json": environment["JSON_LOG_FORMATTER"]},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",

@@ -17,6 +17,7 @@ from environs import Env
 from marshmallow import ValidationError
 from marshmallow.validate import OneOf, Range
 
+from config.environment import JSON_LOG_FORMATTER, log_format, server_interface
 from config.secrets import read_secret
 
 env = Env(expand_vars=False)
@@ -203,7 +204,7 @@ DATABASES = {
 # ASGI: sync code runs in many threads, and per-thread connections would pile up; a pool of
 # DJANGO_DB_POOL_SIZE connections per worker process serves them all instead. Keep
 # web workers x pool size + Celery concurrency + a few below Postgres' max_connections (100).
-SERVER_INTERFACE = env.str("SERVER_INTERFACE", "wsgi", validate=OneOf(["wsgi", "asgi"]))
+SERVER_INTERFACE = server_interface()
 DB_POOL_SIZE = env.int(
     "DJANGO_DB_POOL_SIZE", 8 if SERVER_INTERFACE == "asgi" else 0, validate=Range(min=0, max=50)
 )
@@ -430,16 +431,12 @@ STORAGES = {
 LOG_LEVEL = env.str(
     "DJANGO_LOG_LEVEL", "INFO", validate=OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
 )
-LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", "json", validate=OneOf(["json", "text"]))
+LOG_FORMAT = log_format()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
+        "json": JSON_LOG_FORMATTER,
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
     },
     "filters": {"request_noise": {"()": "core.log.RequestNoiseAsWarning"}},

@@ -4,10 +4,10 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from config.environment import trusted_proxies
 from config.forwarded import ForwardedClient
-from config.gunicorn import forwarded_allow_ips
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # gunicorn leaves REMOTE_ADDR at nginx's address; the visitor's is in X-Forwarded-For.
-application = ForwardedClient(get_wsgi_application(), forwarded_allow_ips)
+application = ForwardedClient(get_wsgi_application(), trusted_proxies())

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from config import environment
+
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "gunicorn.py"
 
 
@@ -170,7 +172,6 @@ def test_text_log_format_keeps_gunicorns_own_format(monkeypatch):
 
 
 def test_trusted_proxies_are_the_attached_networks(monkeypatch, tmp_path):
-    config = load_config(monkeypatch)
     route = tmp_path / "route"
     route.write_text(
         "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"
@@ -178,7 +179,11 @@ def test_trusted_proxies_are_the_attached_networks(monkeypatch, tmp_path):
         "eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
         "eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
     )
-    assert config.attached_networks(route) == "172.18.0.0/16,192.168.0.0/24"
+    monkeypatch.setattr(environment, "ROUTE_TABLE", route)
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    assert environment.trusted_proxies() == "172.18.0.0/16,192.168.0.0/24"
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8")
+    assert environment.trusted_proxies() == "10.0.0.0/8"
 
 
 def test_reload_watches_the_app_by_inotify_and_preloads_no_app_code(tmp_path):
@@ -186,6 +191,8 @@ def test_reload_watches_the_app_by_inotify_and_preloads_no_app_code(tmp_path):
     probe = f"""
 import importlib.util, json, sys
 from django.conf import settings
+
+from config import environment
 spec = importlib.util.spec_from_file_location("gunicorn_config", {str(CONFIG_PATH)!r})
 config = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(config)
