@@ -43,7 +43,7 @@ sys.stdout.write(re.sub(r"\$\{(NGINX_\w+)\}", lambda m: os.environ[m.group(1)], 
 run "ruff check" tools ruff check .
 run "ruff format" tools ruff format --check .
 # files PATHSPEC...: the repository's files that match, one a line: tracked or new (not
-# ignored), and still in the work tree (scripts/init.sh --no-demo deletes some).
+# ignored), and still in the work tree (scripts/init.sh may have deleted some).
 files() {
   local file
   git ls-files -z --cached --others --exclude-standard -- "$@" |
@@ -59,7 +59,7 @@ run "compose-lint compose.asgi.yaml" tools compose-lint check --fail-on medium -
 run "compose-lint compose.https.yaml" tools compose-lint check --fail-on medium --strict-config compose.https.yaml
 run "compose-lint compose.dev.yaml" tools compose-lint check --fail-on medium --strict-config compose.dev.yaml
 run "gixy nginx" gixy_rendered
-run "bandit app" tools bandit --quiet --recursive app --exclude app/tests,app/demo/tests
+run "bandit app" tools bandit --quiet --recursive app --exclude '*/tests/*'
 run "zizmor" tools zizmor --offline --no-progress .github/
 # actionlint's PyPI package builds by downloading the binary from github.com: where that cannot
 # be reached (this project's CI machines), the check says so instead of failing the lint.
