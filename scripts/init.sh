@@ -47,7 +47,11 @@ if [ "$demo" = remove ]; then
     sed -i 's/^from django.urls import include, path$/from django.urls import path/' app/config/urls.py
     # Its tests and page, and the benchmark, which measures its views and tasks, go with it.
     rm -rf tests/stack/demo docs/demo.md bench docs/bench
-    echo "removed the demo app: app/demo/ and its lines in app/config/settings.py and urls.py; tests/stack/demo/, docs/demo.md, bench/"
+    # And the passages of the docs that describe them: from a "<!-- demo -->" line to the next
+    # "<!-- /demo -->" line, and the blank line after it.
+    sed -i -e '/^<!-- demo[ :].*-->$/,/^<!-- \/demo -->$/{' -e '/^<!-- \/demo -->$/{N;/\n$/d;s/^[^\n]*\n//;b}' \
+      -e 'd;}' README.md docs/*.md
+    echo "removed the demo app: app/demo/ and its lines in app/config/settings.py and urls.py; tests/stack/demo/, docs/demo.md, bench/, the docs' demo passages"
   else
     echo "the demo app is already gone"
   fi
