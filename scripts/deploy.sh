@@ -134,13 +134,18 @@ deploy_services() {
     { task_states "$@"; die "$* did not converge within $timeout s (task states above)"; }
 }
 
-# task_states SERVICE...: each service's newest tasks, where they run and why they stopped.
+# task_states SERVICE...: each service's newest tasks (where they run, why they stopped) and,
+# for one with a task not running, its last log lines.
 task_states() {
-  local service
+  local service states
   for service in "$@"; do
-    swarm service ps --no-trunc --format \
-      "$service {{.Name}} on {{.Node}}: {{.DesiredState}}, {{.CurrentState}} {{.Error}}" \
-      "${stack}_$service" 2>&1 | head -n 6 >&2 || true
+    states=$(swarm service ps --no-trunc --format \
+      "{{.Name}} on {{.Node}}: {{.DesiredState}}, {{.CurrentState}} {{.Error}}" \
+      "${stack}_$service" 2>&1 | head -n 6) || true
+    printf '%s\n' "$states" >&2
+    if grep -qv ': Running, Running' <<<"$states"; then
+      swarm service logs --raw --tail 10 "${stack}_$service" 2>&1 | sed "s/^/  $service| /" >&2 || true
+    fi
   done
 }
 
