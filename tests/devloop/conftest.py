@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PORT = int(os.environ.get("DEV_HTTP_PORT", "18091"))
@@ -80,18 +81,6 @@ class DevStack:
         return self.compose("ps", "--quiet", service).stdout.strip()
 
 
-def wait_until(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if result := condition():
-                return result
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="session")
 def dev_stack():
     root = Path(tempfile.mkdtemp(prefix="dev-loop-check-"))
@@ -126,6 +115,7 @@ def dev_stack():
             timeout=180,
             what="dev stack watching and ready",
             interval=0.5,
+            not_yet=(httpx.HTTPError,),
         )
         yield stack
     finally:

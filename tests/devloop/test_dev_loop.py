@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_until
 
-from conftest import HOST_UID, LATENCIES, REPO, URL, wait_until
+from conftest import HOST_UID, LATENCIES, REPO, URL
 
 # The edits are made to the demo's view, template, stylesheet and task.
 pytestmark = pytest.mark.skipif(
@@ -112,7 +113,13 @@ def test_task_edit_runs_in_the_restarted_worker(dev_stack):
     edited = dev_stack.edit(
         "demo/tasks.py", "self.request.hostname,", 'self.request.hostname + " (edited)",'
     )
-    wait_until(lambda: (name := run_task()) and name.endswith("(edited)"), 90, "edited task run")
+    wait_until(
+        lambda: (name := run_task()) and name.endswith("(edited)"),
+        90,
+        "edited task run",
+        interval=0.05,
+        not_yet=(httpx.HTTPError,),
+    )
     LATENCIES["task"] = time.monotonic() - edited
     # Then every task, on whichever of the worker's processes.
     with ThreadPoolExecutor(CONCURRENCY) as pool:

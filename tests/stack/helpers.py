@@ -51,15 +51,6 @@ def wait_for_task(http: httpx.Client, task_id: str, timeout: float = 30) -> dict
     raise AssertionError(f"task {task_id} did not finish in {timeout} s: {body}")
 
 
-def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
-    """Polls until the condition returns something true, and returns it; fails naming `what`."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(interval)
-    return value
-
-
 def containers() -> list[dict]:
     """`docker compose ps` of the stack, one dict per container."""
     output = compose("ps", "--all", "--format", "json").stdout

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_until
 
 from helpers import (
     STACK_URL,
@@ -27,7 +28,6 @@ from helpers import (
     log_lines,
     only_once,
     wait_healthy,
-    wait_until,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

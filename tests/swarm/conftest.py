@@ -7,6 +7,7 @@ addresses, node1 the manager first) and SWARM_NODE_CONTAINERS (the containers th
 in the same order). Requests go to nginx on each node's port 80, as a load balancer's would.
 """
 
+import functools
 import itertools
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpcore
 import httpx
 import pytest
+import waiting
 
 REPO = Path(__file__).resolve().parents[2]
 CONTEXT = os.environ.get("SWARM_CONTEXT", "")
@@ -119,13 +121,8 @@ def node_names() -> list[str]:
     return [on_node(address, "info", "--format", "{{.Name}}").strip() for address in NODES]
 
 
-def wait_until(condition, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+# Each poll asks a node's engine: once a second is enough.
+wait_until = functools.partial(waiting.wait_until, interval=1.0)
 
 
 class _Wire(httpcore.NetworkBackend):
