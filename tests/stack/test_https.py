@@ -11,7 +11,6 @@ import re
 import socket
 import ssl
 import tempfile
-import time
 import uuid
 import warnings
 from http.cookies import SimpleCookie
@@ -19,8 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from waiting import wait_until
 
-from helpers import compose, containers, inspect
+from helpers import compose, container_ids, inspect
 
 DOMAIN = os.environ.get("STACK_HTTPS_DOMAIN", "")
 HTTPS_PORT = int(os.environ.get("PUBLIC_HTTPS_PORT", "443"))
@@ -35,10 +35,6 @@ pytestmark = pytest.mark.skipif(
 
 def service_logs(service: str) -> str:
     return compose("logs", "--no-color", "--no-log-prefix", service).stdout
-
-
-def container_id(service: str) -> str:
-    return next(c["ID"] for c in containers() if c["Service"] == service)
 
 
 @pytest.fixture(scope="module")
@@ -229,18 +225,17 @@ def test_csrf_is_enforced_over_https(tls, token, headers):
 
 def logged_line(marker: str, timeout: float = 15) -> str:
     """nginx's access log line of the request whose URL carries marker (logs lag behind)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = [line for line in service_logs("nginx").splitlines() if marker in line]
-        if lines:
-            return lines[0]
-        assert time.monotonic() < deadline, f"no nginx log line for {marker} in {timeout} s"
-        time.sleep(0.2)
+    lines = wait_until(
+        lambda: [line for line in service_logs("nginx").splitlines() if marker in line],
+        timeout,
+        f"an nginx log line for {marker}",
+    )
+    return lines[0]
 
 
 def test_django_and_nginx_see_the_clients_address(tls):
     # The test client's address, as the front sees it: Docker's gateway on one of caddy's networks.
-    networks = inspect(container_id("caddy"))["NetworkSettings"]["Networks"].values()
+    networks = inspect(container_ids("caddy")[0])["NetworkSettings"]["Networks"].values()
     gateways = {network["Gateway"] for network in networks}
     marker = uuid.uuid4().hex
     with client(tls) as https:
@@ -253,7 +248,7 @@ def test_django_and_nginx_see_the_clients_address(tls):
 def test_a_failed_login_is_counted_for_the_clients_address(tls):
     """Login throttling (docs/security.md) counts the visitor caddy saw, not caddy, nginx or a
     claimed X-Forwarded-For."""
-    networks = inspect(container_id("caddy"))["NetworkSettings"]["Networks"].values()
+    networks = inspect(container_ids("caddy")[0])["NetworkSettings"]["Networks"].values()
     gateways = {network["Gateway"] for network in networks}
     username = f"nobody-{uuid.uuid4().hex[:8]}"
     with client(tls) as https:
@@ -300,16 +295,11 @@ def test_host_other_than_the_certificates_name_gets_421(tls):
 
 
 def wait_for_https(tls: ssl.SSLContext, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with client(tls) as https:
-                if https.get("/readyz").status_code == 200:
-                    return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"the site did not answer over HTTPS in {timeout} s"
-        time.sleep(1)
+    def ready() -> bool:
+        with client(tls) as https:
+            return https.get("/readyz").status_code == 200
+
+    wait_until(ready, timeout, "answers over HTTPS", interval=1, not_yet=(httpx.HTTPError,))
 
 
 def test_restart_requests_no_new_certificate(tls, issued):

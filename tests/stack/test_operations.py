@@ -7,10 +7,10 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from helpers import admin_login, compose, containers, create_superuser, inspect
 
@@ -324,15 +324,10 @@ def test_secrets_given_at_build_time_are_in_no_layer(images_built_with_known_sec
 
 
 def wait_for_exit(project: str, environment: dict, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = compose_in(
-            environment, "ps", "--all", "--format", "{{.Service}} {{.State}}"
-        ).stdout
-        if "migrate exited" in states:
-            return
-        time.sleep(1)
-    raise AssertionError(f"{project}: migrate never ran")
+    def states() -> str:
+        return compose_in(environment, "ps", "--all", "--format", "{{.Service}} {{.State}}").stdout
+
+    wait_until(lambda: "migrate exited" in states(), timeout, f"{project}: migrate ran", interval=1)
 
 
 def test_a_first_start_prints_no_error_lines():

@@ -6,8 +6,9 @@ import time
 
 import httpx
 import pytest
+from demo_tasks import enqueue
 
-from helpers import STACK_URL, VARIANT, compose, enqueue
+from helpers import STACK_URL, VARIANT, compose
 
 pytestmark = pytest.mark.no_5xx
 

@@ -4,7 +4,9 @@ import re
 import time
 import uuid
 
-from helpers import VARIANT, wait_for_task
+from demo_tasks import wait_for_task
+
+from helpers import VARIANT
 
 
 def test_status_page_shows_the_stack_and_its_checks(http):

@@ -19,8 +19,9 @@ from collections import Counter
 
 import httpx
 import pytest
+from demo_tasks import enqueue
 
-from helpers import STACK_URL, VARIANT, enqueue
+from helpers import STACK_URL, VARIANT
 
 pytestmark = pytest.mark.no_5xx
 

@@ -16,15 +16,14 @@ from datetime import datetime
 
 import httpx
 import pytest
+from demo_tasks import enqueue, wait_for_task
 
 from helpers import (
     STACK_URL,
     compose,
     container_ids,
-    enqueue,
     inspect,
     only_once,
-    wait_for_task,
     wait_healthy,
 )
 
