@@ -191,8 +191,6 @@ def test_reload_watches_the_app_by_inotify_and_preloads_no_app_code(tmp_path):
     probe = f"""
 import importlib.util, json, sys
 from django.conf import settings
-
-from config import environment
 spec = importlib.util.spec_from_file_location("gunicorn_config", {str(CONFIG_PATH)!r})
 config = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(config)
