@@ -79,7 +79,7 @@ def attached_networks(route_table: Path = ROUTE_TABLE) -> str:
     return ",".join(networks) or "127.0.0.1"
 
 
-def trusted_proxies() -> str:
+def trusted_proxies(route_table: Path = ROUTE_TABLE) -> str:
     """FORWARDED_ALLOW_IPS, or else the attached networks: nginx reaches the app on one of them,
     so these are the peers whose X-Forwarded-* headers are believed."""
-    return env.str("FORWARDED_ALLOW_IPS", "") or attached_networks(ROUTE_TABLE)
+    return env.str("FORWARDED_ALLOW_IPS", "") or attached_networks(route_table)

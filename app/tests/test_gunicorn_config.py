@@ -179,11 +179,10 @@ def test_trusted_proxies_are_the_attached_networks(monkeypatch, tmp_path):
         "eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
         "eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
     )
-    monkeypatch.setattr(environment, "ROUTE_TABLE", route)
     monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
-    assert environment.trusted_proxies() == "172.18.0.0/16,192.168.0.0/24"
+    assert environment.trusted_proxies(route) == "172.18.0.0/16,192.168.0.0/24"
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8")
-    assert environment.trusted_proxies() == "10.0.0.0/8"
+    assert environment.trusted_proxies(route) == "10.0.0.0/8"
 
 
 def test_reload_watches_the_app_by_inotify_and_preloads_no_app_code(tmp_path):
