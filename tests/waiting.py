@@ -9,7 +9,7 @@ from typing import Any
 def wait_until(
     condition: Callable[[], Any],
     timeout: float,
-    what: str,
+    what: str | Callable[[], str],
     interval: float = 0.2,
     *,
     not_yet: tuple[type[Exception], ...] = (),
@@ -17,6 +17,7 @@ def wait_until(
     """Polls until the condition returns something true, and returns it; fails naming `what`.
 
     An exception of a `not_yet` type counts as "not yet" (a server still starting, say).
+    `what` may be a function, asked at the failure: it can say what was seen last.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -25,5 +26,8 @@ def wait_until(
                 return value
         except not_yet:
             pass
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"not within {timeout:.0f} s: {what() if callable(what) else what}"
+            )
         time.sleep(interval)

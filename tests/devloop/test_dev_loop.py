@@ -33,7 +33,6 @@ def wait_for_run(path: str, shows_edit, what: str, timeout: float = 60) -> list[
     """RUN consecutive answers to GET path that show the edit (any other answer, or none,
     starts the count again); returns them."""
     run: list[httpx.Response] = []
-    deadline = time.monotonic() + timeout
     with httpx.Client(base_url=URL, timeout=5) as client, ThreadPoolExecutor(CONCURRENCY) as pool:
 
         def get(_) -> httpx.Response | None:
@@ -42,15 +41,15 @@ def wait_for_run(path: str, shows_edit, what: str, timeout: float = 60) -> list[
             except httpx.HTTPError:  # a worker restarting
                 return None
 
-        while len(run) < RUN:
-            assert time.monotonic() < deadline, (
-                f"{what}: no {RUN} answers in a row showed the edit within {timeout} s"
-            )
+        def a_run_complete() -> bool:
             for response in pool.map(get, range(CONCURRENCY)):
                 if response is not None and response.status_code == 200 and shows_edit(response):
                     run.append(response)
                 else:
                     run.clear()
+            return len(run) >= RUN
+
+        wait_until(a_run_complete, timeout, f"{what}: {RUN} answers in a row showing the edit", 0)
     return run
 
 

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from waiting import wait_until
 
 STACK_URL = os.environ.get("STACK_URL", "http://127.0.0.1:18000")
 VARIANT = os.environ.get("STACK_VARIANT", "wsgi")
@@ -61,27 +62,30 @@ def wait_healthy(*up_options: str, timeout: float = 120) -> None:
     # The images the test command built: `up` alone would build web again (pull_policy: build).
     compose("up", "--detach", "--no-build", *up_options)
     deadline = time.monotonic() + timeout
-    while True:
-        states = {
-            container["Name"]: (
+    states: dict = {}
+
+    def all_healthy() -> bool:
+        states.clear()
+        for container in containers():
+            states[container["Name"]] = (
                 container["State"],
                 container.get("Health", ""),
                 container["ExitCode"],
             )
-            for container in containers()
-        }
         done = [
             (state == "running" and health in ("healthy", "")) or (state, code) == ("exited", 0)
             for state, health, code in states.values()
         ]
-        if all(done) and any(state == "running" for state, _, _ in states.values()):
-            break
-        assert time.monotonic() < deadline, f"not healthy after {timeout} s: {states}"
-        time.sleep(1)
+        return all(done) and any(state == "running" for state, _, _ in states.values())
+
+    wait_until(all_healthy, timeout, lambda: f"every service healthy: {states}", interval=1)
     # A healthcheck status can be seconds old: wait for what a visitor sees, too.
-    while httpx.get(f"{STACK_URL}/readyz", timeout=10).status_code != 200:
-        assert time.monotonic() < deadline, f"/readyz not 200 after {timeout} s"
-        time.sleep(0.5)
+    wait_until(
+        lambda: httpx.get(f"{STACK_URL}/readyz", timeout=10).status_code == 200,
+        max(1.0, deadline - time.monotonic()),
+        "/readyz answers 200",
+        interval=0.5,
+    )
 
 
 def log_lines(service: str, since: str) -> list[str]:

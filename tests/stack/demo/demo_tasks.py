@@ -1,8 +1,7 @@
 """The demo's task API, as its stack tests drive it."""
 
-import time
-
 import httpx
+from waiting import wait_until
 
 
 def enqueue(http: httpx.Client, seconds: float) -> str:
@@ -12,11 +11,11 @@ def enqueue(http: httpx.Client, seconds: float) -> str:
 
 
 def wait_for_task(http: httpx.Client, task_id: str, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    body: dict = {}
-    while time.monotonic() < deadline:
-        body = http.get(f"/api/tasks/{task_id}/").json()
-        if body["status"] == "succeeded":
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"task {task_id} did not finish in {timeout} s: {body}")
+    """The task's record once it has succeeded; a failure shows the last one seen."""
+    seen: dict = {}
+
+    def succeeded() -> dict | None:
+        seen.update(http.get(f"/api/tasks/{task_id}/").json())
+        return dict(seen) if seen["status"] == "succeeded" else None
+
+    return wait_until(succeeded, timeout, lambda: f"task {task_id} succeeded: last {seen}")

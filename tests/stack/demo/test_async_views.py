@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 from demo_tasks import enqueue
+from waiting import wait_until
 
 from helpers import STACK_URL, VARIANT, compose
 
@@ -104,16 +105,10 @@ def test_a_departed_client_frees_its_subscription(http):
     with httpx.stream("GET", f"{STACK_URL}/api/tasks/{task_id}/events/", timeout=30) as stream:
         events = read_events(stream.iter_lines())  # kept: closing it would close the stream
         next(events)
-        deadline = time.monotonic() + 10
-        while subscribers(task_id) != 1:
-            assert time.monotonic() < deadline, "the stream never subscribed"
-            time.sleep(0.2)
+        wait_until(lambda: subscribers(task_id) == 1, 10, "the stream subscribed")
     # Gone: the server notices at the latest with its next keep-alive (every 5 s), while the
     # 15 s task is still running.
-    deadline = time.monotonic() + 20
-    while subscribers(task_id) != 0:
-        assert time.monotonic() < deadline, "the subscription outlived its client"
-        time.sleep(0.5)
+    wait_until(lambda: subscribers(task_id) == 0, 20, "the subscription gone with its client", 0.5)
     assert http.get(f"/api/tasks/{task_id}/").json()["status"] != "succeeded"
 
 
