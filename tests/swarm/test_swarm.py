@@ -18,7 +18,7 @@ from conftest import (
     REPOSITORY,
     STACK,
     VARIANT,
-    Load,
+    SwarmLoad,
     deploy,
     node_names,
     on_node,
@@ -98,8 +98,8 @@ def _image_id(image: str) -> str:
     return run("docker", "image", "inspect", "--format", "{{.Id}}", image).strip()
 
 
-def _deploy_under_load(tag: str) -> tuple[Load, str]:
-    with Load(NODES) as load:
+def _deploy_under_load(tag: str) -> tuple[SwarmLoad, str]:
+    with SwarmLoad(NODES) as load:
         time.sleep(3)
         load.phase("deploy")
         result = deploy(tag, "--no-build")
@@ -187,7 +187,7 @@ def _web_containers() -> int:
 
 
 def test_scaling_web_up_and_down_under_load_fails_no_request(deployed):
-    with Load(NODES) as load:
+    with SwarmLoad(NODES) as load:
         time.sleep(2)
         load.phase("scale up")
         swarm("service", "scale", "--detach", f"{STACK}_web=6")
@@ -223,7 +223,7 @@ def test_a_failing_migration_stops_the_deploy_and_the_old_web_keeps_serving(depl
     run("docker", "push", "--quiet", f"{REPOSITORY}/app:bad")
     run("docker", "tag", f"{REPOSITORY}/nginx:v1", f"{REPOSITORY}/nginx:bad")
     run("docker", "push", "--quiet", f"{REPOSITORY}/nginx:bad")
-    with Load(NODES) as load:
+    with SwarmLoad(NODES) as load:
         time.sleep(2)
         load.phase("deploy")
         result = deploy("bad", "--no-build", check=False)
@@ -264,7 +264,7 @@ def test_a_stopped_node_with_web_tasks_costs_at_most_15_seconds(deployed):
     victim = _node_of("web", exclude=names[0])
     container = NODE_CONTAINERS[names.index(victim)]
     try:
-        with Load([NODES[0]]) as load:
+        with SwarmLoad([NODES[0]]) as load:
             time.sleep(2)
             stopped = load.phase("outage")
             run("docker", "stop", "--time", "5", container)
