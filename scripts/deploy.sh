@@ -45,7 +45,8 @@ die() { printf '[deploy] error: %s\n' "$*" >&2; exit 1; }
 swarm() { docker ${context:+--context "$context"} "$@"; }
 
 files=(-f compose.yaml)
-[ "$variant" = asgi ] && files+=(-f compose/asgi.yaml)
+override=$(variant_override "$variant")
+[ -z "$override" ] || files+=(-f "$override")
 files+=(-f swarm/compose.swarm.yaml)
 build_files=("${files[@]}")
 IFS=: read -ra overlays <<<"${COMPOSE_OVERLAY:-}"

@@ -27,6 +27,12 @@ compose_files() {
   printf '%s\n' "$base${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
 }
 
+# What a variant lays over a stack's base file, for the stacks that have no entry file of their
+# own per variant (HTTPS, Swarm): compose.asgi.yaml's override for asgi, nothing for wsgi.
+variant_override() {
+  if [ "$1" = asgi ]; then echo compose/asgi.yaml; fi
+}
+
 # require_docker: stops, saying what to upgrade, when the engine or Compose is older than the
 # versions the README names (Compose 2.24, for `include:` with override files, `develop.watch`
 # and `pull_policy: build`; Engine 20.10). Older ones fail later, with less helpful errors.

@@ -159,8 +159,8 @@ done
 
 for variant in "${https_variants[@]}"; do
   step "https: $variant (Caddy, with Pebble as the ACME CA)"
-  files=compose.https.yaml
-  [ "$variant" = asgi ] && files+=:compose/asgi.yaml
+  override=$(variant_override "$variant")
+  files=compose.https.yaml${override:+:$override}
   export COMPOSE_FILE="$files:.ci/compose.acme-test.yaml${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
   docker compose build --quiet
   if ! docker compose up --detach --wait --quiet-pull --no-build >/dev/null 2>&1; then
