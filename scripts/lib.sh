@@ -33,6 +33,17 @@ variant_override() {
   if [ "$1" = asgi ]; then echo compose/asgi.yaml; fi
 }
 
+# up_healthy [OPTION...]: `docker compose up --detach --wait` with the options, quietly; when a
+# service does not become healthy, what compose knows (each container's state, the last log
+# lines), and a non-zero status.
+# shellcheck disable=SC2120 # the options are optional
+up_healthy() {
+  docker compose up --detach --wait --quiet-pull "$@" >/dev/null 2>&1 && return 0
+  docker compose ps --all
+  docker compose logs --tail 30
+  return 1
+}
+
 # require_docker: stops, saying what to upgrade, when the engine or Compose is older than the
 # versions the README names (Compose 2.24, for `include:` with override files, `develop.watch`
 # and `pull_policy: build`; Engine 20.10). Older ones fail later, with less helpful errors.

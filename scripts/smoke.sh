@@ -49,13 +49,11 @@ start_stack() {
   fi
   # --no-build: built just now, or by whoever passed --no-build (web's pull_policy would build
   # it on every up).
-  if docker compose up --detach --wait --quiet-pull --no-build >/dev/null 2>&1; then
+  if up_healthy --no-build; then
     # The worker's healthcheck is a Celery ping through the broker: healthy means it answers.
     ok "$variant stack up: every service healthy (the worker answers through the broker)"
   else
-    fail "$variant stack up" "not every service became healthy"
-    docker compose ps --all
-    docker compose logs --tail 30
+    fail "$variant stack up" "not every service became healthy (states and logs above)"
     exit 1
   fi
 }

@@ -163,11 +163,7 @@ for variant in "${https_variants[@]}"; do
   files=compose.https.yaml${override:+:$override}
   export COMPOSE_FILE="$files:.ci/compose.acme-test.yaml${COMPOSE_OVERLAY:+:$COMPOSE_OVERLAY}"
   docker compose build --quiet
-  if ! docker compose up --detach --wait --quiet-pull --no-build >/dev/null 2>&1; then
-    docker compose ps --all
-    docker compose logs --tail 30
-    exit 1
-  fi
+  up_healthy --no-build || exit 1
   STACK_HTTPS_DOMAIN=$DOMAIN STACK_VARIANT=$variant tools pytest -p no:cacheprovider --strict-markers -q -rs tests/stack/test_https.py
   cleanup
 done

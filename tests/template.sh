@@ -100,16 +100,17 @@ manage makemigrations catalog
 check "makemigrations wrote the migration" "no app/catalog/migrations/0001_initial.py" \
   test -f app/catalog/migrations/0001_initial.py
 url="http://127.0.0.1:$HTTP_PORT/catalog/"
-docker compose up --wait --quiet-pull >/dev/null 2>&1 || { docker compose ps --all; docker compose logs --tail 30; exit 1; }
+up_healthy || exit 1
 check "GET /catalog/ through nginx: the new view" "$(curl -s "$url" | head -c 200)" \
   sh -c "curl -fsS '$url' | grep -qx 'Products: none yet'"
 docker compose exec -T web python manage.py shell -c \
   "from catalog.models import Product; Product.objects.create(name='Tea')" >/dev/null
 check "the model's table is migrated and read" "$(curl -s "$url" | head -c 200)" \
   sh -c "curl -fsS '$url' | grep -qx 'Products: Tea'"
-# An edit, then the README's own command again: up builds, so the edit is served.
+# An edit, then the README's `docker compose up --wait` again (up_healthy runs it): up builds,
+# so the edit is served.
 sed -i 's/Products: /In stock: /' app/catalog/views.py
-docker compose up --wait --quiet-pull >/dev/null 2>&1 || { docker compose logs --tail 30 web; exit 1; }
+up_healthy || exit 1
 check "after an edit, docker compose up --wait serves it" "$(curl -s "$url" | head -c 200)" \
   sh -c "curl -fsS '$url' | grep -qx 'In stock: Tea'"
 [ "$failures" -eq 0 ] || exit 1
