@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from waiting import wait_until
+from waiting import wait_for, wait_until
 
 STACK_URL = os.environ.get("STACK_URL", "http://127.0.0.1:18000")
 VARIANT = os.environ.get("STACK_VARIANT", "wsgi")
@@ -62,23 +62,25 @@ def wait_healthy(*up_options: str, timeout: float = 120) -> None:
     # The images the test command built: `up` alone would build web again (pull_policy: build).
     compose("up", "--detach", "--no-build", *up_options)
     deadline = time.monotonic() + timeout
-    states: dict = {}
 
-    def all_healthy() -> bool:
-        states.clear()
-        for container in containers():
-            states[container["Name"]] = (
+    def states() -> dict[str, tuple[str, str, int]]:
+        return {
+            container["Name"]: (
                 container["State"],
                 container.get("Health", ""),
                 container["ExitCode"],
             )
+            for container in containers()
+        }
+
+    def all_healthy(seen: dict[str, tuple[str, str, int]]) -> bool:
         done = [
             (state == "running" and health in ("healthy", "")) or (state, code) == ("exited", 0)
-            for state, health, code in states.values()
+            for state, health, code in seen.values()
         ]
-        return all(done) and any(state == "running" for state, _, _ in states.values())
+        return all(done) and any(state == "running" for state, _, _ in seen.values())
 
-    wait_until(all_healthy, timeout, lambda: f"every service healthy: {states}", interval=1)
+    wait_for(states, all_healthy, timeout, "every service healthy", interval=1)
     # A healthcheck status can be seconds old: wait for what a visitor sees, too.
     wait_until(
         lambda: httpx.get(f"{STACK_URL}/readyz", timeout=10).status_code == 200,

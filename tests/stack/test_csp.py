@@ -25,7 +25,8 @@ def violations(since: str, marker: str, timeout: float = 30) -> list[dict]:
             if entry.get("event") == "csp_violation" and marker in entry.get("document_uri", "")
         ]
 
-    return wait_until(found, timeout, f"a csp_violation line in web's log for {marker}", 0.5)
+    what = f"a csp_violation line in web's log for {marker}"
+    return wait_until(found, timeout, what, interval=0.5)
 
 
 def test_the_page_header_names_the_report_endpoint(http):

@@ -1,7 +1,7 @@
 """The demo's task API, as its stack tests drive it."""
 
 import httpx
-from waiting import wait_until
+from waiting import wait_for
 
 
 def enqueue(http: httpx.Client, seconds: float) -> str:
@@ -12,10 +12,9 @@ def enqueue(http: httpx.Client, seconds: float) -> str:
 
 def wait_for_task(http: httpx.Client, task_id: str, timeout: float = 30) -> dict:
     """The task's record once it has succeeded; a failure shows the last one seen."""
-    seen: dict = {}
-
-    def succeeded() -> dict | None:
-        seen.update(http.get(f"/api/tasks/{task_id}/").json())
-        return dict(seen) if seen["status"] == "succeeded" else None
-
-    return wait_until(succeeded, timeout, lambda: f"task {task_id} succeeded: last {seen}")
+    return wait_for(
+        lambda: http.get(f"/api/tasks/{task_id}/").json(),
+        lambda record: record["status"] == "succeeded",
+        timeout,
+        f"task {task_id} succeeded",
+    )

@@ -108,7 +108,9 @@ def test_a_departed_client_frees_its_subscription(http):
         wait_until(lambda: subscribers(task_id) == 1, 10, "the stream subscribed")
     # Gone: the server notices at the latest with its next keep-alive (every 5 s), while the
     # 15 s task is still running.
-    wait_until(lambda: subscribers(task_id) == 0, 20, "the subscription gone with its client", 0.5)
+    wait_until(
+        lambda: subscribers(task_id) == 0, 20, "the subscription gone with its client", interval=0.5
+    )
     assert http.get(f"/api/tasks/{task_id}/").json()["status"] != "succeeded"
 
 

@@ -1,7 +1,7 @@
 """The demo's status page in a real browser (headless Chromium, through nginx)."""
 
 import pytest
-from waiting import wait_until
+from waiting import wait_for
 
 from helpers import computed
 
@@ -9,20 +9,23 @@ pytestmark = pytest.mark.no_5xx
 
 
 def test_status_page_is_styled_and_every_check_is_ok(page):
-    states: list = []
-
-    def all_ok() -> bool:
+    def checks() -> list[tuple[str, str]]:
         page.goto("/")
         # The Celery round trip runs from the page's script; beat's tick is rendered.
         # Locators, not wait_for_function: that evaluates a string, which the page's CSP
         # (no 'unsafe-eval') rightly refuses.
         page.locator("#celery-check:not(.pending)").wait_for(timeout=30_000)
-        states[:] = page.eval_on_selector_all(
+        return page.eval_on_selector_all(
             ".checks li", "items => items.map(item => [item.dataset.check, item.className])"
         )
-        return all(state == "ok" for _, state in states)
 
-    wait_until(all_ok, 60, lambda: f"every check ok: {states}", interval=1)
+    states = wait_for(
+        checks,
+        lambda seen: all(state == "ok" for _, state in seen),
+        60,
+        "every check ok",
+        interval=1,
+    )
     assert {name for name, _ in states} >= {"database", "redis", "celery", "beat"}
     # status.css is applied: the page's card has its white background and rounded corners.
     assert computed(page, "main", "borderTopLeftRadius") == "12px"

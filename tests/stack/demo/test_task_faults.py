@@ -12,12 +12,13 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import httpx
 import pytest
 from demo_tasks import enqueue, wait_for_task
-from waiting import wait_until
+from waiting import wait_for, wait_until
 
 from helpers import (
     STACK_URL,
@@ -35,14 +36,23 @@ def started_at(service: str) -> set[str]:
     return {inspect(container_id)["State"]["StartedAt"] for container_id in container_ids(service)}
 
 
+def readiness(http: httpx.Client) -> Callable[[], tuple[int, str]]:
+    """/readyz's status and what it names, for a wait to show if it stays unready."""
+
+    def fetch() -> tuple[int, str]:
+        answer = http.get("/readyz")
+        return answer.status_code, answer.text[:300]
+
+    return fetch
+
+
 def wait_for_status(http: httpx.Client, task_id: str, status: str, timeout: float = 30) -> None:
-    seen = {}
-
-    def reached() -> bool:
-        seen.update(http.get(f"/api/tasks/{task_id}/").json())
-        return seen["status"] == status
-
-    wait_until(reached, timeout, lambda: f"task {task_id} {status}: last {seen.get('status')}")
+    wait_for(
+        lambda: http.get(f"/api/tasks/{task_id}/").json()["status"],
+        lambda seen: seen == status,
+        timeout,
+        f"task {task_id} {status}",
+    )
 
 
 # Long enough that the kill (after `celery inspect`, seconds on a busy machine) lands while the
@@ -323,13 +333,7 @@ def test_tasks_running_or_queued_when_postgres_crashes_all_succeed_once(http):
     sender.start()
     try:
         crash("db")
-        last = {}
-
-        def ready() -> bool:
-            last["answer"] = http.get("/readyz")
-            return last["answer"].status_code == 200
-
-        wait_until(ready, 60, lambda: f"ready after the crash: last {last['answer'].text[:300]}")
+        wait_for(readiness(http), lambda seen: seen[0] == 200, 60, "ready after the crash")
     finally:
         stop.set()
         sender.join()
